@@ -1,0 +1,41 @@
+"""AlexNet in Keras 3: every variant of the source document, one file each.
+
+Written with ``keras.layers`` and ``keras.ops`` only, so it runs on any Keras backend.
+``build(variant)`` is the registry; the named builders beside it are the idiomatic spelling.
+This package never imports torch.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from alexnet_keras.layers import LocalResponseNormalization
+from alexnet_keras.model import AlexNetModel
+from alexnet_keras.paper import AlexNetPaper
+from alexnet_keras.weights import load_weights, save_weights
+from alexnet_spec import VARIANTS as _SPEC_VARIANTS
+
+_BUILDERS = {
+    "paper": AlexNetPaper,
+}
+VARIANTS: tuple[str, ...] = tuple(v for v in _SPEC_VARIANTS if v in _BUILDERS)
+
+
+def build(variant: str, num_classes: int | None = None, **options) -> keras.Model:
+    """A freshly built ``variant`` (random initialization unless ``weights=`` is given)."""
+    if variant not in _BUILDERS:
+        raise ValueError(f"unknown AlexNet variant {variant!r}; expected one of {', '.join(map(repr, VARIANTS))}")
+    if num_classes is not None:
+        options["num_classes"] = num_classes
+    return _BUILDERS[variant](**options)
+
+
+__all__ = [
+    "VARIANTS",
+    "AlexNetModel",
+    "AlexNetPaper",
+    "LocalResponseNormalization",
+    "build",
+    "load_weights",
+    "save_weights",
+]

@@ -1,0 +1,61 @@
+"""The functional model class every variant returns: Keras's own, plus input checks that say
+what to do, and the variant's name kept in its config so a ``.keras`` file knows what it is."""
+
+from __future__ import annotations
+
+import keras
+
+from alexnet_spec import get_spec
+
+
+@keras.saving.register_keras_serializable(package="alexnet_keras")
+class AlexNetModel(keras.Model):
+    def __init__(self, *args, variant: str | None = None, options: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.variant = variant
+        self.options = dict(options or {})
+
+    def __call__(self, inputs, *args, **kwargs):
+        check_input(inputs, self.variant, tuple(self.inputs[0].shape))
+        return super().__call__(inputs, *args, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "variant": self.variant, "options": self.options}
+
+
+def check_input(x, variant: str | None, expected: tuple) -> None:
+    """``expected`` is the model's input shape, (None, H, W, C) with H, W None when any size goes."""
+    shape = getattr(x, "shape", None)
+    if shape is None or variant is None:
+        return
+    shape = tuple(shape)
+    spec = get_spec(variant)
+    channels = expected[-1]
+    if len(shape) != 4:
+        hint = " Add the batch axis with x[None]." if len(shape) == 3 else ""
+        raise ValueError(
+            f"AlexNet {variant!r} expects an NHWC batch of shape (N, H, W, {channels}); found a "
+            f"{len(shape)}-D input of shape {shape}.{hint}"
+        )
+    if shape[-1] != channels:
+        if shape[1] == channels:
+            raise ValueError(
+                f"AlexNet {variant!r} in Keras expects NHWC input (N, H, W, {channels}); found shape "
+                f"{shape}, which looks like NCHW (channels first, PyTorch's layout). Pass "
+                f"np.transpose(x, (0, 2, 3, 1)) or keras.ops.transpose(x, (0, 2, 3, 1))."
+            )
+        raise ValueError(
+            f"AlexNet {variant!r} expects {channels} input channels (RGB) on the last axis; found "
+            f"{shape[-1]} in shape {shape}. Convert grayscale or RGBA images to RGB first."
+        )
+    h, w = expected[1:3]
+    if h is not None and (shape[1], shape[2]) not in ((h, w), (None, None)):
+        raise ValueError(
+            f"AlexNet {variant!r} expects {h}x{w} inputs; found {shape[1]}x{shape[2]}. {spec.size_hint}"
+        )
+    minimum = spec.min_input_size
+    if h is None and minimum and None not in shape[1:3] and min(shape[1:3]) < minimum:
+        raise ValueError(
+            f"AlexNet {variant!r} needs inputs of at least {minimum}x{minimum}; found "
+            f"{shape[1]}x{shape[2]}. {spec.size_hint}"
+        )

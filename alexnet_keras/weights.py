@@ -1,0 +1,70 @@
+"""Keras weight files: ``.weights.h5`` (Keras's own) and ``.safetensors`` in PyTorch's layout,
+converted here with numpy alone so a Keras-only install can use weights ported from PyTorch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+
+from alexnet_spec import exchange
+from alexnet_spec.files import atomic_write
+from alexnet_spec.port import keras_to_torch, torch_to_keras
+from alexnet_spec.tables import get_table
+
+
+def layer_weights(model: keras.Model) -> dict[str, list]:
+    """Weights per layer name, numpy, for layers that have any."""
+    return {layer.name: [w.numpy() if hasattr(w, "numpy") else keras.ops.convert_to_numpy(w) for w in layer.weights]
+            for layer in model.layers if layer.weights}
+
+
+def expected_shapes(model: keras.Model) -> dict[str, tuple]:
+    return {f"{layer.name}/{w.name}": tuple(w.shape) for layer in model.layers for w in layer.weights}
+
+
+def set_layer_weights(model: keras.Model, weights: dict[str, list]) -> keras.Model:
+    for name, arrays in weights.items():
+        model.get_layer(name).set_weights(arrays)
+    return model
+
+
+def load_weights(model: keras.Model, path: str | os.PathLike) -> keras.Model:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such weight file: {path}")
+    variant = getattr(model, "variant", None)
+    if path.suffix == ".safetensors":
+        ex = exchange.load(path)
+        if variant is not None and ex.variant != variant:
+            raise ValueError(
+                f"{path} holds weights of the {ex.variant!r} variant; this model is {variant!r}. "
+                f"Build alexnet_keras.build({ex.variant!r}) instead."
+            )
+        table = get_table(ex.variant)
+        return set_layer_weights(model, torch_to_keras(table, ex.state, expected_shapes(model)))
+    if path.name.endswith(".weights.h5"):
+        try:
+            model.load_weights(path)
+        except Exception as err:  # h5py and Keras raise many types for foreign or truncated files
+            raise ValueError(
+                f"{path} could not be loaded into {model.name} ({str(err).splitlines()[0]}). It may be "
+                "truncated, or saved from another variant or num_classes."
+            ) from err
+        return model
+    raise ValueError(f"{path}: unknown weight format; expected .weights.h5 or .safetensors")
+
+
+def save_weights(model: keras.Model, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write weights atomically as ``.weights.h5``, ``.keras`` (whole model) or ``.safetensors``."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        table = get_table(model.variant)
+        record = exchange.Exchange(keras_to_torch(table, layer_weights(model)), model.variant, dict(model.options))
+        return exchange.save(path, record, overwrite=overwrite)
+    if path.name.endswith(".weights.h5"):
+        return atomic_write(path, model.save_weights, overwrite=overwrite)
+    if path.suffix == ".keras":
+        return atomic_write(path, model.save, overwrite=overwrite)
+    raise ValueError(f"{path}: choose a .weights.h5, .keras or .safetensors file name")

@@ -1,0 +1,72 @@
+"""The framework-neutral weight file: safetensors in PyTorch's layout, readable with numpy alone.
+
+Metadata names the variant, its options and the layout, so a file says what it holds and a reader
+never has to guess. safetensors holds no code, so reading a file a user hands us runs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from alexnet_spec.files import atomic_write
+
+FORMAT = "alexnet-parity/1"
+LAYOUT = "torch"  # state_dict keys, NCHW convolution kernels, (out, in) dense weights
+
+
+@dataclass
+class Exchange:
+    state: dict[str, np.ndarray]
+    variant: str
+    options: dict = field(default_factory=dict)
+
+
+def save(path: str | os.PathLike, ex: Exchange, *, overwrite: bool = False) -> Path:
+    from safetensors.numpy import save_file
+
+    metadata = {
+        "format": FORMAT,
+        "layout": LAYOUT,
+        "variant": ex.variant,
+        "options": json.dumps(ex.options, sort_keys=True),
+    }
+    tensors = {k: np.ascontiguousarray(v) for k, v in ex.state.items()}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), overwrite=overwrite)
+
+
+def load(path: str | os.PathLike) -> Exchange:
+    """Read a file written by :func:`save`; a clear ValueError for anything else."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such weight file: {path}")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:  # safetensors raises its own error types for truncated or foreign files
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({err}). It may be truncated or of another "
+            "format; re-create it with `alexnet-parity port`."
+        ) from err
+    if metadata.get("format") != FORMAT or metadata.get("layout") != LAYOUT:
+        raise ValueError(
+            f"{path} is a safetensors file but not one of ours: expected metadata format={FORMAT!r}, "
+            f"layout={LAYOUT!r}; found {metadata or 'none'}. Write it with `alexnet-parity port`."
+        )
+    try:
+        options = json.loads(metadata.get("options", "{}"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: its 'options' metadata is not JSON ({err})") from err
+    return Exchange(state=state, variant=metadata.get("variant", ""), options=options)
+
+
+def state_to_numpy(state: Mapping[str, object]) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v) for k, v in state.items()}

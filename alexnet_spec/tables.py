@@ -1,0 +1,95 @@
+"""Port tables: which PyTorch parameter is which Keras weight, and how its layout changes.
+
+A table is data, one per variant; ``alexnet_spec.port`` is the one engine that reads them, in both
+directions. Adding a variant adds a table here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from alexnet_spec.variants import VARIANTS, get_spec
+
+# Parameter names of each kind of layer, in the order each framework stores them.
+TORCH_PARAMS: dict[str, tuple[str, ...]] = {
+    "conv": ("weight", "bias"),
+    "dense": ("weight", "bias"),
+    "batchnorm": ("weight", "bias", "running_mean", "running_var"),
+}
+KERAS_WEIGHTS: dict[str, tuple[str, ...]] = {
+    "conv": ("kernel", "bias"),
+    "dense": ("kernel", "bias"),
+    "batchnorm": ("gamma", "beta", "moving_mean", "moving_variance"),
+}
+# Buffers PyTorch keeps that have no Keras counterpart: accepted when present, never required.
+TORCH_ONLY: dict[str, tuple[str, ...]] = {"batchnorm": ("num_batches_tracked",)}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One layer with weights. ``flatten_from`` is the (C, H, W) feature map a dense layer reads
+    right after the convolutions: PyTorch flattens it as C,H,W and Keras as H,W,C."""
+
+    torch: str
+    keras: str
+    kind: str
+    flatten_from: tuple[int, int, int] | None = None
+
+    def torch_keys(self) -> tuple[str, ...]:
+        return tuple(f"{self.torch}.{p}" for p in TORCH_PARAMS[self.kind])
+
+    def torch_only_keys(self) -> tuple[str, ...]:
+        return tuple(f"{self.torch}.{p}" for p in TORCH_ONLY.get(self.kind, ()))
+
+    def keras_names(self) -> tuple[str, ...]:
+        return tuple(f"{self.keras}/{w}" for w in KERAS_WEIGHTS[self.kind])
+
+
+@dataclass(frozen=True)
+class PortTable:
+    variant: str
+    entries: tuple[Entry, ...]
+
+    def torch_keys(self) -> tuple[str, ...]:
+        return tuple(k for e in self.entries for k in e.torch_keys())
+
+    def torch_only_keys(self) -> tuple[str, ...]:
+        return tuple(k for e in self.entries for k in e.torch_only_keys())
+
+    def keras_layers(self) -> tuple[str, ...]:
+        return tuple(e.keras for e in self.entries)
+
+    @property
+    def output(self) -> Entry:
+        return self.entries[-1]
+
+
+_PAPER_FEATURE_SHAPE = get_spec("paper").feature_shape
+
+PAPER = PortTable(
+    "paper",
+    (
+        Entry("features.0", "conv1", "conv"),
+        Entry("features.4", "conv2", "conv"),
+        Entry("features.8", "conv3", "conv"),
+        Entry("features.10", "conv4", "conv"),
+        Entry("features.12", "conv5", "conv"),
+        Entry("classifier.0", "fc1", "dense", flatten_from=_PAPER_FEATURE_SHAPE),
+        Entry("classifier.3", "fc2", "dense"),
+        Entry("classifier.6", "predictions", "dense"),
+    ),
+)
+
+_TABLES: dict[str, PortTable] = {"paper": PAPER}
+
+
+def get_table(variant: str) -> PortTable:
+    get_spec(variant)  # a clear error for an unknown name
+    try:
+        return _TABLES[variant]
+    except KeyError:
+        raise ValueError(f"variant {variant!r} has no port table yet") from None
+
+
+def all_tables() -> tuple[PortTable, ...]:
+    return tuple(_TABLES[v] for v in VARIANTS if v in _TABLES)

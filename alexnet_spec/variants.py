@@ -1,0 +1,120 @@
+"""The architecture of each variant as data: one source of truth for both frameworks.
+
+Each framework package turns a :class:`VariantSpec` into idiomatic layers; neither repeats a
+number that lives here. Variants added by later work register themselves in ``_SPECS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+@dataclass(frozen=True)
+class Conv:
+    """One convolution. ``padding`` is PyTorch's symmetric zero padding (an int) or ``"same"``,
+    TensorFlow's SAME padding, whose odd pixel goes bottom/right."""
+
+    name: str
+    filters: int
+    kernel: int
+    stride: int = 1
+    padding: int | str = 0
+    groups: int = 1
+    lrn: bool = False  # LocalResponseNorm after the ReLU
+    pool: bool = False  # max pooling after the ReLU (and the LRN)
+
+
+@dataclass(frozen=True)
+class LRNParams:
+    """Local response normalization in PyTorch's convention:
+    ``b = a / (k + alpha / size * sum(a^2 over size channels)) ** beta``."""
+
+    size: int
+    alpha: float
+    beta: float
+    k: float
+
+
+LRN_FLAVOURS: dict[str, LRNParams] = {
+    # The source document and Caffe's bvlc_alexnet: k=1, alpha=1e-4 divided by n.
+    "document": LRNParams(size=5, alpha=1e-4, beta=0.75, k=1.0),
+    # Krizhevsky et al. 2012, section 3.3: k=2, alpha=1e-4 *not* divided by n (so 5e-4 here).
+    "paper": LRNParams(size=5, alpha=5e-4, beta=0.75, k=2.0),
+}
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    input_size: int  # height = width the network is designed for
+    channels: int
+    num_classes: int
+    convs: tuple[Conv, ...]
+    pool_size: int
+    pool_stride: int
+    hidden_units: tuple[int, ...]  # fully connected layers before the classifier
+    dropout: float
+    feature_shape: tuple[int, int, int]  # (C, H, W) that the first fully connected layer reads
+    min_input_size: int | None = None  # None: exactly input_size; else any size at least this
+    size_hint: str = ""  # what to do when an input has the wrong size
+    notes: str = ""
+
+    @property
+    def weighted_layers(self) -> tuple[str, ...]:
+        """Names of the layers with weights, in network order (Keras layer names)."""
+        fcs = tuple(f"fc{i + 1}" for i in range(len(self.hidden_units)))
+        return tuple(c.name for c in self.convs) + fcs + ("predictions",)
+
+    @property
+    def input_shape_nchw(self) -> tuple[int, int, int]:
+        return (self.channels, self.input_size, self.input_size)
+
+    @property
+    def input_shape_nhwc(self) -> tuple[int, int, int]:
+        return (self.input_size, self.input_size, self.channels)
+
+
+PAPER = VariantSpec(
+    name="paper",
+    input_size=227,
+    channels=3,
+    num_classes=1000,
+    convs=(
+        Conv("conv1", 96, 11, stride=4, padding=0, lrn=True, pool=True),
+        Conv("conv2", 256, 5, padding=2, groups=2, lrn=True, pool=True),
+        Conv("conv3", 384, 3, padding=1),
+        Conv("conv4", 384, 3, padding=1, groups=2),
+        Conv("conv5", 256, 3, padding=1, groups=2, pool=True),
+    ),
+    pool_size=3,
+    pool_stride=2,
+    hidden_units=(4096, 4096),
+    dropout=0.5,
+    feature_shape=(256, 6, 6),
+    size_hint=(
+        "conv1 has no padding, so only 227x227 reaches the 6x6x256 map the classifier reads. "
+        "Resize or crop to 227x227, or use the 'torchvision' variant for 224x224 images."
+    ),
+    notes=(
+        "The source document's two-tower network (Krizhevsky et al. 2012): grouped conv2/4/5, "
+        "LocalResponseNorm after conv1 and conv2. conv1 has no padding, so only a 227x227 input "
+        "reaches the 6x6x256 map the classifier expects (224 gives 5x5)."
+    ),
+)
+
+# The registry: a new variant adds its spec here, and its port table in tables.py.
+_SPECS: dict[str, VariantSpec] = {"paper": PAPER}
+VARIANTS: tuple[str, ...] = tuple(_SPECS)
+
+# Paper initialization (section 5): weights N(0, 0.01); biases 1 in these layers, 0 elsewhere.
+PAPER_INIT_STD = 0.01
+PAPER_INIT_ONE_BIAS = ("conv2", "conv4", "conv5", "fc1", "fc2")
+
+
+def get_spec(variant: str) -> VariantSpec:
+    """The spec of ``variant``; a clear error names the known variants."""
+    try:
+        return _SPECS[variant]
+    except KeyError:
+        raise ValueError(
+            f"unknown AlexNet variant {variant!r}; expected one of {', '.join(map(repr, VARIANTS))}"
+        ) from None

@@ -1,0 +1,41 @@
+"""Input validation with messages that say what was expected, what was found and what to do."""
+
+from __future__ import annotations
+
+import torch
+
+from alexnet_spec import VariantSpec
+
+
+def check_input(x: torch.Tensor, spec: VariantSpec) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor, found {type(x).__name__}; convert with torch.as_tensor(x)")
+    if x.ndim != 4:
+        hint = " Add the batch axis with x.unsqueeze(0)." if x.ndim == 3 else ""
+        raise ValueError(
+            f"AlexNet {spec.name!r} expects an NCHW batch of shape (N, {spec.channels}, H, W); "
+            f"found a {x.ndim}-D tensor of shape {tuple(x.shape)}.{hint}"
+        )
+    _, c, h, w = x.shape
+    if c != spec.channels:
+        if x.shape[-1] == spec.channels:
+            raise ValueError(
+                f"AlexNet {spec.name!r} expects NCHW input (N, {spec.channels}, H, W); found shape "
+                f"{tuple(x.shape)}, which looks like NHWC (channels last). PyTorch models take "
+                f"channels first: pass x.permute(0, 3, 1, 2)."
+            )
+        raise ValueError(
+            f"AlexNet {spec.name!r} expects {spec.channels} input channels (RGB) on axis 1; found {c} "
+            f"in shape {tuple(x.shape)}. Convert grayscale or RGBA images to RGB first."
+        )
+    if spec.min_input_size is None and (h, w) != (spec.input_size, spec.input_size):
+        raise ValueError(
+            f"AlexNet {spec.name!r} expects {spec.input_size}x{spec.input_size} inputs; found "
+            f"{h}x{w}. {spec.size_hint}"
+        )
+    if spec.min_input_size is not None and min(h, w) < spec.min_input_size:
+        raise ValueError(
+            f"AlexNet {spec.name!r} needs inputs of at least {spec.min_input_size}x"
+            f"{spec.min_input_size}; found {h}x{w}. "
+            f"{spec.size_hint}"
+        )

@@ -1,0 +1,172 @@
+"""``alexnet-parity``: the parity check a CI job runs, and the converter between weight files.
+
+Exit codes: 0 the models agree (or the port succeeded), 1 they differ, 2 bad input (an unreadable,
+truncated, hostile or mismatched file, or wrong arguments), with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up noise out
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+EXIT_OK, EXIT_DIFFER, EXIT_ERROR = 0, 1, 2
+
+
+def _options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--option takes KEY=VALUE (e.g. lrn=paper); found {pair!r}")
+        options[key] = value
+    return options
+
+
+def _input_batch(variant: str, batch: int, seed: int, size: int | None):
+    from alexnet_spec import get_spec
+    from parity.randomize import random_batch
+
+    spec = get_spec(variant)
+    side = size or spec.input_size
+    return random_batch((batch, spec.channels, side, side), seed)
+
+
+def check_variant(variant: str, *, seed: int = 0, batch: int = 2, rtol: float, size=None, options=None):
+    """Seeded random torch model -> Keras -> torch: the per-layer report and the round trip."""
+    import alexnet_keras  # noqa: F401  (imported before the clock starts: the port is what is timed)
+    import alexnet_torch
+    from parity.compare import compare
+    from parity.models import keras_to_torch, torch_to_keras
+    from parity.randomize import randomize_torch
+
+    module = randomize_torch(alexnet_torch.build(variant, **(options or {})), seed)
+    start = time.perf_counter()
+    keras_model = torch_to_keras(module)
+    to_keras_s = time.perf_counter() - start
+    start = time.perf_counter()
+    back = keras_to_torch(keras_model)
+    to_torch_s = time.perf_counter() - start
+    exact = all(
+        a.shape == b.shape and bool((a == b).all())
+        for a, b in zip(module.state_dict().values(), back.state_dict().values())
+    )
+    report = compare(module, keras_model, _input_batch(variant, batch, seed + 1, size), rtol=rtol, reference=True)
+    report.notes.append(
+        f"port torch->keras {to_keras_s:.2f} s, keras->torch {to_torch_s:.2f} s; round trip "
+        + ("bit-identical" if exact else "NOT bit-identical")
+    )
+    if not exact:
+        report.rows[-1].ok = False
+    return report
+
+
+def check_files(torch_path, keras_path, *, variant=None, seed=0, batch=2, rtol, size=None, options=None):
+    """A user's PyTorch checkpoint against a user's Keras file."""
+    import alexnet_keras
+    import alexnet_torch
+    from parity import files
+    from parity.compare import compare
+
+    record = files.read(torch_path, variant, options)
+    from alexnet_spec.port import num_classes_of_torch
+    from alexnet_spec.tables import get_table
+
+    num_classes = num_classes_of_torch(get_table(record.variant), record.state)
+    module = alexnet_torch.build(record.variant, num_classes=num_classes, **record.options)
+    import torch
+
+    alexnet_torch.load_state(module, {k: torch.from_numpy(v.copy()) for k, v in record.state.items()}, source=str(torch_path))
+    if files.format_of(keras_path) == ".keras":
+        keras_model = files.load_keras_model(keras_path)
+    else:
+        keras_model = alexnet_keras.build(record.variant, num_classes=num_classes, **record.options)
+        alexnet_keras.load_weights(keras_model, keras_path)
+    return compare(module, keras_model, _input_batch(record.variant, batch, seed, size), rtol=rtol, variant=record.variant)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from parity.compare import DEFAULT_RTOL
+
+    parser = argparse.ArgumentParser(prog="alexnet-parity", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check", help="prove a PyTorch and a Keras AlexNet compute the same thing")
+    check.add_argument("--variant", help="with no files: check a seeded random model of this variant")
+    check.add_argument("--torch", metavar="FILE", help="PyTorch weights (.pt, .pth, .safetensors)")
+    check.add_argument("--keras", metavar="FILE", help="Keras model or weights (.keras, .weights.h5, .safetensors)")
+    check.add_argument("--all", action="store_true", help="check every variant")
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--batch", type=int, default=2)
+    check.add_argument("--size", type=int, help="input height = width (default: the variant's own)")
+    check.add_argument("--rtol", type=float, default=DEFAULT_RTOL, help="max error relative to each layer's scale")
+    check.add_argument("--option", action="append", metavar="KEY=VALUE", help="build option, e.g. lrn=paper")
+    check.add_argument("--json", action="store_true", help="print JSON instead of the table")
+
+    port = sub.add_parser("port", help="convert weights between .pt, .safetensors, .keras and .weights.h5")
+    port.add_argument("source")
+    port.add_argument("target")
+    port.add_argument("--variant", help="the variant, when the source file cannot tell")
+    port.add_argument("--option", action="append", metavar="KEY=VALUE", help="build option, e.g. lrn=paper")
+    port.add_argument("--force", action="store_true", help="overwrite the target if it exists")
+    port.add_argument("--json", action="store_true")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "port":
+            return _port(args)
+        return _check(args, parser)
+    except (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError, KeyError) as err:
+        message = str(err) if not isinstance(err, KeyError) else f"missing entry {err}"
+        if getattr(args, "json", False):
+            print(json.dumps({"ok": False, "error": message}))
+        else:
+            print(f"alexnet-parity: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _check(args, parser) -> int:
+    import alexnet_torch
+
+    options = _options(args.option)
+    if args.torch or args.keras:
+        if not (args.torch and args.keras):
+            parser.error("check with files needs both --torch FILE and --keras FILE")
+        reports = [
+            check_files(args.torch, args.keras, variant=args.variant, seed=args.seed, batch=args.batch,
+                        rtol=args.rtol, size=args.size, options=options)
+        ]
+    else:
+        if not (args.variant or args.all):
+            parser.error("give --variant NAME, --all, or --torch FILE --keras FILE")
+        variants = alexnet_torch.VARIANTS if args.all else (args.variant,)
+        reports = [
+            check_variant(v, seed=args.seed, batch=args.batch, rtol=args.rtol, size=args.size, options=options)
+            for v in variants
+        ]
+    if args.json:
+        print(json.dumps({"ok": all(r.ok for r in reports), "reports": [r.to_dict() for r in reports]}, indent=1))
+    else:
+        print("\n\n".join(str(r) for r in reports))
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_DIFFER
+
+
+def _port(args) -> int:
+    from parity import files
+
+    record = files.read(args.source, args.variant, _options(args.option))
+    path = files.write(record, args.target, overwrite=args.force)
+    summary = {"ok": True, "source": args.source, "target": str(path), "variant": record.variant,
+               "options": record.options, "tensors": len(record.state)}
+    print(json.dumps(summary) if args.json else f"wrote {path} ({record.variant}, {len(record.state)} tensors)")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Every weight file the project reads or writes, as one record in PyTorch's layout.
+
+``.pt``/``.pth`` (a state_dict, ``weights_only``), ``.keras`` (``safe_mode``), ``.weights.h5`` and
+``.safetensors`` (the framework-neutral exchange format). Reading never runs code from the file;
+writing is atomic and never overwrites without ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from alexnet_spec import exchange
+from alexnet_spec.exchange import Exchange
+from alexnet_spec.port import infer_variant, num_classes_of_torch
+from alexnet_spec.port import torch_to_keras as _check_and_convert
+from alexnet_spec.tables import get_table
+
+FORMATS = (".pt", ".pth", ".safetensors", ".keras", ".weights.h5")
+
+
+def format_of(path: str | os.PathLike) -> str:
+    name = Path(path).name
+    for suffix in (".weights.h5",) + FORMATS:
+        if name.endswith(suffix):
+            return suffix
+    raise ValueError(f"{path}: unknown weight format; expected a file ending in {', '.join(FORMATS)}")
+
+
+def load_keras_model(path: str | os.PathLike):
+    """A whole ``.keras`` model, with Keras's safe_mode on (no lambda code is deserialized)."""
+    import keras
+
+    import alexnet_keras  # noqa: F401  (registers our layers for deserialization)
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such model file: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a .keras archive (a zip file); it may be truncated or of another format")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises many types for foreign, hostile or broken archives
+        raise ValueError(f"{path} could not be loaded safely as a Keras model: {str(err).splitlines()[0]}") from err
+
+
+def read(path: str | os.PathLike, variant: str | None = None, options: dict | None = None) -> Exchange:
+    """Any supported file as (torch-layout state, variant, options)."""
+    fmt = format_of(path)
+    options = dict(options or {})
+    if fmt in (".pt", ".pth"):
+        from alexnet_torch.weights import read_state_dict
+
+        state, _ = read_state_dict(path)
+        state = {k: v.numpy() for k, v in state.items()}
+        variant = variant or infer_variant(torch_keys=list(state))
+        record = Exchange(state, variant, options)
+    elif fmt == ".safetensors":
+        record = exchange.load(path)
+        if variant and record.variant != variant:
+            raise ValueError(f"{path} holds the {record.variant!r} variant, not {variant!r}")
+        record.options.update(options)
+    elif fmt == ".keras":
+        from parity.models import keras_to_torch, torch_state
+
+        model = load_keras_model(path)
+        module = keras_to_torch(model, variant, **options)
+        record = Exchange(torch_state(module), module.variant, dict(module.options))
+    else:
+        record = _read_weights_h5(Path(path), variant, options)
+    _check_and_convert(get_table(record.variant), record.state)  # all or nothing: names every problem
+    return record
+
+
+def _read_weights_h5(path: Path, variant: str | None, options: dict) -> Exchange:
+    import alexnet_keras
+    from parity.models import keras_to_torch, torch_state
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no such weight file: {path}")
+    num_classes = _h5_num_classes(path)
+    candidates = [variant] if variant else list(alexnet_keras.VARIANTS)
+    errors = []
+    for name in candidates:
+        model = alexnet_keras.build(name, num_classes=num_classes, **options)
+        try:
+            alexnet_keras.load_weights(model, path)
+        except ValueError as err:
+            errors.append(f"{name}: {str(err).splitlines()[0]}")
+            continue
+        module = keras_to_torch(model)
+        return Exchange(torch_state(module), name, dict(module.options))
+    raise ValueError(f"{path} fits no AlexNet variant: " + "; ".join(errors))
+
+
+def _h5_num_classes(path: Path) -> int | None:
+    """The width of the last Dense layer in a Keras 3 ``.weights.h5`` (layers/dense_N/vars/1)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            layers = f["layers"]
+            dense = sorted(
+                (int(m.group(1) or 0), name)
+                for name in layers
+                if (m := re.fullmatch(r"dense(?:_(\d+))?", name)) and "1" in layers[name]["vars"]
+            )
+            return int(layers[dense[-1][1]]["vars"]["1"].shape[0]) if dense else None
+    except (OSError, KeyError) as err:
+        raise ValueError(
+            f"{path} is not a readable Keras .weights.h5 file ({err}); it may be truncated or of another format"
+        ) from err
+
+
+def write(record: Exchange, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``record`` in the format ``path``'s suffix names, through the target framework's own
+    model so that shapes are checked and framework-only state (BatchNorm counters) is complete."""
+    fmt = format_of(path)
+    if Path(path).exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass --force (overwrite=True) to replace it")
+    table = get_table(record.variant)
+    num_classes = num_classes_of_torch(table, record.state)
+    if fmt == ".safetensors":
+        _check_and_convert(table, record.state)
+        return exchange.save(path, record, overwrite=overwrite)
+    if fmt in (".pt", ".pth"):
+        import torch
+
+        import alexnet_torch
+
+        module = alexnet_torch.build(record.variant, num_classes=num_classes, **record.options)
+        state = {k: torch.from_numpy(np.array(v)) for k, v in record.state.items()}
+        alexnet_torch.load_state(module, state, source=f"{record.variant} weights")
+        return alexnet_torch.save_weights(module, path, overwrite=overwrite)
+    import alexnet_keras
+    from alexnet_keras.weights import expected_shapes, set_layer_weights
+
+    model = alexnet_keras.build(record.variant, num_classes=num_classes, **record.options)
+    set_layer_weights(model, _check_and_convert(table, record.state, expected_shapes(model)))
+    return alexnet_keras.save_weights(model, path, overwrite=overwrite)

@@ -1,0 +1,71 @@
+"""Helpers shared by tests: the source document's PyTorch class, verbatim, and error measures."""
+
+import os
+import pathlib
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+class DocumentAlexNet(nn.Module):
+    """Copied from the source document ("Building from Scratch", PyTorch), unchanged."""
+
+    def __init__(self, num_classes=1000):
+        super(DocumentAlexNet, self).__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 96, kernel_size=11, stride=4, padding=0),
+            nn.ReLU(inplace=True),
+            nn.LocalResponseNorm(size=5, alpha=0.0001, beta=0.75),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(96, 256, kernel_size=5, padding=2, groups=2),
+            nn.ReLU(inplace=True),
+            nn.LocalResponseNorm(size=5, alpha=0.0001, beta=0.75),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(256, 384, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 384, kernel_size=3, padding=1, groups=2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1, groups=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(256 * 6 * 6, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(),
+            nn.Linear(4096, num_classes),
+        )
+
+    def forward(self, x):
+        x = self.features(x)
+        x = x.view(x.size(0), 256 * 6 * 6)
+        x = self.classifier(x)
+        return x
+
+
+def rel_error(reference, value) -> float:
+    """Max absolute error relative to the reference's scale (max |reference|)."""
+    reference = np.asarray(reference, dtype=np.float64)
+    value = np.asarray(value, dtype=np.float64)
+    return float(np.max(np.abs(reference - value)) / np.max(np.abs(reference)))
+
+
+def torch_float64(module, x_nchw):
+    """The same weights run in float64: the reference both frameworks are judged against."""
+    import copy
+
+    ref = copy.deepcopy(module).double().eval()
+    with torch.no_grad():
+        return ref(torch.from_numpy(np.asarray(x_nchw, dtype=np.float64))).numpy()
+
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def subprocess_env(**extra) -> dict:
+    """A clean environment for child interpreters that still imports this checkout's code."""
+    return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}

@@ -97,6 +97,21 @@ def _torch_shape(entry: Entry, index: int, keras_shape: tuple) -> tuple:
     return tuple(keras_shape)
 
 
+def check_torch_state(table: PortTable, state: Mapping[str, np.ndarray], expected: Mapping[str, tuple] | None = None) -> None:
+    """Raise PortError naming every missing, unexpected and (given ``expected`` torch shapes)
+    mismatched weight of a torch-layout state_dict; return quietly when all fit."""
+    report = PortReport(table.variant)
+    allowed = set(table.torch_keys()) | set(table.torch_only_keys())
+    report.missing = [k for k in table.torch_keys() if k not in state]
+    report.unexpected = [k for k in state if k not in allowed]
+    for key in table.torch_keys():
+        if key in state and expected is not None and key in expected:
+            if tuple(np.shape(state[key])) != tuple(expected[key]):
+                report.mismatched.append((key, tuple(expected[key]), tuple(np.shape(state[key]))))
+    if not report.ok:
+        raise PortError(report)
+
+
 def torch_to_keras(
     table: PortTable,
     state: Mapping[str, np.ndarray],
@@ -107,18 +122,15 @@ def torch_to_keras(
     ``expected`` maps ``layer/weight`` names to the target model's Keras shapes; every weight is
     checked against it (and reported in PyTorch's names and shapes) before anything is converted.
     """
-    report = PortReport(table.variant)
-    allowed = set(table.torch_keys()) | set(table.torch_only_keys())
-    report.missing = [k for k in table.torch_keys() if k not in state]
-    report.unexpected = [k for k in state if k not in allowed]
-    for entry in table.entries:
-        for i, (key, name) in enumerate(zip(entry.torch_keys(), entry.keras_names())):
-            if key in state and expected is not None and name in expected:
-                want = _torch_shape(entry, i, tuple(expected[name]))
-                if tuple(np.shape(state[key])) != want:
-                    report.mismatched.append((key, want, tuple(np.shape(state[key]))))
-    if not report.ok:
-        raise PortError(report)
+    expected_torch = None
+    if expected is not None:
+        expected_torch = {
+            key: _torch_shape(entry, i, tuple(expected[name]))
+            for entry in table.entries
+            for i, (key, name) in enumerate(zip(entry.torch_keys(), entry.keras_names()))
+            if name in expected
+        }
+    check_torch_state(table, state, expected_torch)
     return {
         entry.keras: [
             np.ascontiguousarray(_to_keras(entry, i, np.asarray(state[k])))
@@ -165,11 +177,15 @@ def keras_to_torch(
 
 
 def infer_variant(torch_keys=None, keras_layers=None) -> str:
-    """The variant whose table names exactly these weights (torch keys or Keras layer names)."""
+    """The variant whose table names these weights (torch keys or Keras layer names).
+
+    An exact match wins; otherwise the one table that covers most of the names, so that the port
+    that follows can report precisely what is missing or unexpected. Nothing close: a clear error.
+    """
     if (torch_keys is None) == (keras_layers is None):
         raise TypeError("give torch_keys or keras_layers")
     given = set(torch_keys if torch_keys is not None else keras_layers)
-    best, best_overlap = None, -1
+    scored = []
     for table in all_tables():
         if torch_keys is not None:
             need, allowed = set(table.torch_keys()), set(table.torch_keys()) | set(table.torch_only_keys())
@@ -177,19 +193,15 @@ def infer_variant(torch_keys=None, keras_layers=None) -> str:
             need = allowed = set(table.keras_layers())
         if need <= given <= allowed:
             return table.variant
-        overlap = len(need & given)
-        if overlap > best_overlap:
-            best, best_overlap = table, overlap
+        scored.append((len(need & given) / max(len(need | (given - allowed)), 1), table.variant))
+    scored.sort(reverse=True)
+    if scored and scored[0][0] >= 0.5 and (len(scored) == 1 or scored[1][0] < scored[0][0]):
+        return scored[0][1]
     what = "state_dict keys" if torch_keys is not None else "Keras layers with weights"
-    hint = ""
-    if best is not None and best_overlap > 0:
-        need = set(best.torch_keys() if torch_keys is not None else best.keras_layers())
-        missing = sorted(need - given)[:5]
-        extra = sorted(given - need - set(best.torch_only_keys()))[:5]
-        hint = f" Closest is {best.variant!r}: missing {missing}, unexpected {extra}."
     raise ValueError(
-        f"cannot tell which AlexNet variant these {len(given)} {what} belong to.{hint} "
-        f"Pass variant= explicitly if the weights are from a known variant."
+        f"cannot tell which AlexNet variant these {len(given)} {what} belong to (e.g. "
+        f"{sorted(given)[:3]}); known variants: {', '.join(t.variant for t in all_tables())}. "
+        f"Pass the variant explicitly if the weights are from one of them."
     )
 
 

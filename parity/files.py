@@ -16,8 +16,8 @@ import numpy as np
 
 from alexnet_spec import exchange
 from alexnet_spec.exchange import Exchange
-from alexnet_spec.port import infer_variant, num_classes_of_torch
-from alexnet_spec.port import torch_to_keras as _check_and_convert
+from alexnet_spec.port import check_torch_state, infer_variant, num_classes_of_torch
+from alexnet_spec.port import torch_to_keras as torch_to_keras_arrays
 from alexnet_spec.tables import get_table
 
 FORMATS = (".pt", ".pth", ".safetensors", ".keras", ".weights.h5")
@@ -72,8 +72,22 @@ def read(path: str | os.PathLike, variant: str | None = None, options: dict | No
         record = Exchange(torch_state(module), module.variant, dict(module.options))
     else:
         record = _read_weights_h5(Path(path), variant, options)
-    _check_and_convert(get_table(record.variant), record.state)  # all or nothing: names every problem
+    check_torch_state(get_table(record.variant), record.state, _torch_shapes(record))  # names every problem
     return record
+
+
+def _torch_shapes(record: Exchange) -> dict[str, tuple]:
+    """The shapes a model of the record's variant has, built on the meta device (no memory)."""
+    import torch
+
+    import alexnet_torch
+
+    table = get_table(record.variant)
+    bias = table.output.torch_keys()[1]
+    extra = {"num_classes": int(np.shape(record.state[bias])[0])} if bias in record.state else {}
+    with torch.device("meta"):
+        module = alexnet_torch.build(record.variant, **extra, **record.options)
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
 
 
 def _read_weights_h5(path: Path, variant: str | None, options: dict) -> Exchange:
@@ -125,7 +139,7 @@ def write(record: Exchange, path: str | os.PathLike, *, overwrite: bool = False)
     table = get_table(record.variant)
     num_classes = num_classes_of_torch(table, record.state)
     if fmt == ".safetensors":
-        _check_and_convert(table, record.state)
+        check_torch_state(table, record.state, _torch_shapes(record))
         return exchange.save(path, record, overwrite=overwrite)
     if fmt in (".pt", ".pth"):
         import torch
@@ -140,5 +154,5 @@ def write(record: Exchange, path: str | os.PathLike, *, overwrite: bool = False)
     from alexnet_keras.weights import expected_shapes, set_layer_weights
 
     model = alexnet_keras.build(record.variant, num_classes=num_classes, **record.options)
-    set_layer_weights(model, _check_and_convert(table, record.state, expected_shapes(model)))
+    set_layer_weights(model, torch_to_keras_arrays(table, record.state, expected_shapes(model)))
     return alexnet_keras.save_weights(model, path, overwrite=overwrite)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,10 +55,10 @@ def load(path: str | os.PathLike) -> Exchange:
             f"{path} is not a readable safetensors file ({err}). It may be truncated or of another "
             "format; re-create it with `alexnet-parity port`."
         ) from err
-    if metadata.get("format") != FORMAT or metadata.get("layout") != LAYOUT:
+    if metadata.get("format") != FORMAT or metadata.get("layout") != LAYOUT or not metadata.get("variant"):
         raise ValueError(
             f"{path} is a safetensors file but not one of ours: expected metadata format={FORMAT!r}, "
-            f"layout={LAYOUT!r}; found {metadata or 'none'}. Write it with `alexnet-parity port`."
+            f"layout={LAYOUT!r} and a variant; found {metadata or 'none'}. Write it with `alexnet-parity port`."
         )
     try:
         options = json.loads(metadata.get("options", "{}"))
@@ -67,6 +66,3 @@ def load(path: str | os.PathLike) -> Exchange:
         raise ValueError(f"{path}: its 'options' metadata is not JSON ({err})") from err
     return Exchange(state=state, variant=metadata.get("variant", ""), options=options)
 
-
-def state_to_numpy(state: Mapping[str, object]) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v) for k, v in state.items()}

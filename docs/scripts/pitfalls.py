@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 # Inputs at two scales: normalized images (std 1) and mean-subtracted raw pixels (std ~60), the
 # scale the 2012 network was trained at. LocalResponseNorm only bites at the second.
-SCALES = {"normalized (std 1)": 1.0, "raw pixels (std 60)": 60.0}
+SCALES = {"std 1": 1.0, "std 60": 60.0}
 
 
 @dataclass
@@ -74,7 +74,8 @@ def _keras_logits(model, x_nchw):
     return keras.ops.convert_to_numpy(model(x_nchw.transpose(0, 2, 3, 1), training=False))
 
 
-def lrn_rows(module) -> list[Row]:
+def lrn_rows(module, ported) -> list[Row]:
+    """Each mistake at the LRN layer and on the logits; ``ported`` is the right Keras port."""
     import tensorflow as tf
     import torch
 
@@ -82,21 +83,20 @@ def lrn_rows(module) -> list[Row]:
     from alexnet_spec import LRN_FLAVOURS
     from parity import random_batch
 
-    p = LRN_FLAVOURS["document"]
+    p, q = LRN_FLAVOURS["document"], LRN_FLAVOURS["paper"]
     radius = (p.size - 1) // 2
-    # (label, TF call as someone would write it, the same computation as a torch LRN)
+    # (label, TF arguments as someone would write them or None, the same function as a torch LRN)
     mistakes = [
-        (
-            "tf.nn.local_response_normalization(depth_radius=2, alpha=1e-4): alpha not divided by n",
-            dict(depth_radius=radius, bias=p.k, alpha=p.alpha, beta=p.beta),
-            dict(size=p.size, alpha=p.alpha * p.size, beta=p.beta, k=p.k),
-        ),
-        (
-            "tf.nn.local_response_normalization(depth_radius=5): the window size passed as the radius",
-            dict(depth_radius=p.size, bias=p.k, alpha=p.alpha / p.size, beta=p.beta),
-            dict(size=2 * p.size + 1, alpha=p.alpha / p.size * (2 * p.size + 1), beta=p.beta, k=p.k),
-        ),
+        ("`tf.nn.local_response_normalization(depth_radius=2, alpha=1e-4)`: alpha not divided by n",
+         dict(depth_radius=radius, bias=p.k, alpha=p.alpha, beta=p.beta),
+         dict(size=p.size, alpha=p.alpha * p.size, beta=p.beta, k=p.k)),
+        ("`tf.nn.local_response_normalization(depth_radius=5)`: the window taken for the half-width",
+         dict(depth_radius=p.size, bias=p.k, alpha=p.alpha / p.size, beta=p.beta),
+         dict(size=2 * p.size + 1, alpha=p.alpha / p.size * (2 * p.size + 1), beta=p.beta, k=p.k)),
+        ("`lrn='paper'` (k=2, alpha undivided) where the document's k=1 was meant", None,
+         dict(size=q.size, alpha=q.alpha, beta=q.beta, k=q.k)),
     ]
+    right = "`alexnet_keras.LocalResponseNormalization(5, 1e-4, 0.75, 1.0)`; logits: the ported Keras model"
     rows = []
     for scale_name, scale in SCALES.items():
         x = random_batch((2, 3, 227, 227), seed=1, scale=scale)
@@ -106,22 +106,18 @@ def lrn_rows(module) -> list[Row]:
         ours = alexnet_keras.LocalResponseNormalization(p.size, p.alpha, p.beta, p.k)(act.transpose(0, 2, 3, 1))
         ours = np.asarray(ours).transpose(0, 3, 1, 2)
         good = _logits(module, x)
+        keras_logits = _keras_logits(ported, x)
         for label, tf_args, as_torch in mistakes:
-            wrong_layer = tf.nn.local_response_normalization(act.transpose(0, 2, 3, 1), **tf_args).numpy().transpose(0, 3, 1, 2)
-            equivalent = torch.nn.functional.local_response_norm(torch.from_numpy(act).double(), **as_torch).numpy()
-            assert rel(equivalent, wrong_layer) < 1e-5, "the torch twin of the TF mistake is not the same function"
+            twin = torch.nn.functional.local_response_norm(torch.from_numpy(act).double(), **as_torch).numpy()
+            if tf_args is not None:  # measure TensorFlow's own op, and check the torch twin is the same function
+                wrong_layer = tf.nn.local_response_normalization(act.transpose(0, 2, 3, 1), **tf_args).numpy().transpose(0, 3, 1, 2)
+                assert rel(twin, wrong_layer) < 1e-5, "the torch twin of the TF mistake is not the same function"
+            else:
+                wrong_layer = twin
             with swapped_lrn(module, torch.nn.LocalResponseNorm(**as_torch)):
                 bad = _logits(module, x)
-            rows.append(Row("lrn", label, "alexnet_keras.LocalResponseNormalization(5, 1e-4, 0.75, 1.0)",
-                            f"LRN output, {scale_name}", rel(right_layer, wrong_layer), rel(right_layer, ours)))
-            rows.append(Row("lrn", label, "the same, whole network", f"logits, {scale_name}",
-                            rel(good, bad), None, "right: see the parity chart"))
-        q = LRN_FLAVOURS["paper"]
-        with swapped_lrn(module, torch.nn.LocalResponseNorm(q.size, q.alpha, q.beta, q.k)):
-            other = _logits(module, x)
-        rows.append(Row("lrn", "the paper's k=2 (lrn='paper') where the document's k=1 was meant",
-                        "lrn='document'", f"logits, {scale_name}", rel(good, other), None,
-                        "two different networks, not a rounding difference"))
+            rows.append(Row("lrn", label, right, f"LRN, {scale_name}", rel(right_layer, wrong_layer), rel(right_layer, ours)))
+            rows.append(Row("lrn", label, right, f"logits, {scale_name}", rel(good, bad), rel(good, keras_logits)))
     return rows
 
 
@@ -140,7 +136,8 @@ def swapped_lrn(module, norm):
             module.features[i] = m
 
 
-def flatten_rows(module) -> list[Row]:
+def flatten_rows(module, ported) -> list[Row]:
+    """The port table without fc1's ``flatten_from`` against the real table (``ported``)."""
     import alexnet_keras
     from alexnet_keras.weights import expected_shapes, set_layer_weights
     from alexnet_spec.port import torch_to_keras
@@ -152,14 +149,12 @@ def flatten_rows(module) -> list[Row]:
     good = _logits(module, x)
     table = get_table("paper")
     naive = replace(table, entries=tuple(replace(e, flatten_from=None) for e in table.entries))
-    rows = []
     model = alexnet_keras.build("paper")
-    for t in (naive, table):
-        set_layer_weights(model, torch_to_keras(t, torch_state(module), expected_shapes(model)))
-        rows.append(_keras_logits(model, x))
+    set_layer_weights(model, torch_to_keras(naive, torch_state(module), expected_shapes(model)))
     return [Row("flatten", "fc1 kernel = weight.T (no CHW -> HWC permutation)",
                 "reshape (out, C, H, W) -> transpose (out, H, W, C), then .T", "logits",
-                rel(good, rows[0]), rel(good, rows[1]), "shapes fit, so nothing complains")]
+                rel(good, _keras_logits(model, x)), rel(good, _keras_logits(ported, x)),
+                "shapes fit, so nothing complains")]
 
 
 def input_size_rows(module) -> list[Row]:
@@ -337,10 +332,29 @@ def fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.1e}"
 
 
+PIVOTED = {"lrn"}  # one row per mistake, one column per measurement
+
+
+def pivoted(rows) -> list[str]:
+    rows = list(rows)
+    columns = list(dict.fromkeys(r.measured_on for r in rows))
+    wrongs = list(dict.fromkeys(r.wrong for r in rows))
+    cell = {(r.wrong, r.measured_on): r for r in rows}
+    out = ["| error of | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
+    for wrong in wrongs:
+        out.append(f"| {wrong} | " + " | ".join(fmt(cell[wrong, c].wrong_error) for c in columns) + " |")
+    out.append(f"| **done right**: {rows[0].right} | " + " | ".join(fmt(cell[wrongs[0], c].right_error) for c in columns) + " |")
+    return out
+
+
 def to_markdown(rows: list[Row], versions: str) -> str:
     out = [f"<!-- generated by docs/scripts/pitfalls.py ({versions}); do not edit -->"]
     for key, title in SECTIONS.items():
         out.append(f"<!-- --8<-- [start:{key}] -->")
+        if key in PIVOTED:
+            out += pivoted(r for r in rows if r.pitfall == key)
+            out.append(f"<!-- --8<-- [end:{key}] -->")
+            continue
         out.append("| done wrong | done right | measured on | error wrong | error right | note |")
         out.append("| --- | --- | --- | ---: | ---: | --- |")
         for r in (r for r in rows if r.pitfall == key):
@@ -355,11 +369,14 @@ def measure() -> list[Row]:
     import keras
     import torch
 
+    from parity import torch_to_keras
+
     torch.manual_seed(0)
     keras.utils.set_random_seed(0)  # Keras initializes the layers built here: same numbers every run
     module = _paper()
-    return lrn_rows(module) + flatten_rows(module) + input_size_rows(module) + same_padding_rows() \
-        + batchnorm_rows() + grouped_rows()
+    ported = torch_to_keras(module)
+    return lrn_rows(module, ported) + flatten_rows(module, ported) + input_size_rows(module) \
+        + same_padding_rows() + batchnorm_rows() + grouped_rows()
 
 
 def main(argv=None) -> int:

@@ -30,6 +30,7 @@ def test_every_block_is_run_or_included_or_marked(page):
             assert "title=" in block.info, f"{where}: included source needs a title naming its file"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", [p for p in PAGES if any(b.language == "python" and not b.included for b in blocks(p))],
                          ids=lambda p: p.name)
 def test_python_blocks_run(page, tmp_path, monkeypatch):
@@ -79,6 +80,7 @@ def _ci_commands() -> list[str]:
     return commands
 
 
+@pytest.mark.slow
 def test_ci_jobs_run_the_real_cli(tmp_path, monkeypatch, capsys):
     """Every ``alexnet-parity`` line of both jobs, run with the real CLI against real checkpoints."""
     import alexnet_keras

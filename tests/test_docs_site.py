@@ -19,6 +19,7 @@ from tests.docs_tools import DOCS, ROOT, section
 from tests.reference import subprocess_env
 
 GENERATED = DOCS / "assets" / "generated"
+pytestmark = pytest.mark.slow  # measures, draws and builds the whole site: about a minute
 
 
 def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess:

@@ -73,6 +73,9 @@ def test_pages_show_the_source_not_a_copy(site):
         assert code.strip() in paper, f"{path}:{name} is not on the page as it is in the source"
         assert path in paper
     assert "60,965,224" in paper  # the shapes table's total, from the real models
+    raw = (site / "paper" / "index.html").read_text()
+    for figure in ("arch-paper.svg", "parity-paper.svg"):
+        assert f'src="../assets/generated/{figure}"' in raw and (site / "assets" / "generated" / figure).is_file()
     assert "PASS: paper" in paper  # the parity report of a real run
 
 

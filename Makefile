@@ -4,8 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 3
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: demo test install clean
+# The docs' measured tables and figures: regenerated when the code they measure changes.
+GENERATED := docs/assets/generated
+MEASURED := $(wildcard alexnet_spec/*.py alexnet_torch/*.py alexnet_keras/*.py parity/*.py)
+
+.PHONY: demo test install browser docs docs-serve clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +18,21 @@ $(PY):
 # Reinstall when the dependency list changes. torch comes from this machine's disk when it has it.
 $(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[all,test]' -c constraints.txt
+	$(PY) -m pip install --quiet -e '.[all,test,docs]' -c constraints.txt
+	$(MAKE) --no-print-directory browser
 	touch $@
+
+# The docs test opens pages in headless Chromium (Debian's package; CI runs as root).
+# Elsewhere point CHROMIUM at any Chromium or Chrome binary.
+browser:
+	@if [ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "The docs test needs Chromium: run 'sudo apt-get install chromium' (Debian/Ubuntu) or set CHROMIUM=/path/to/chrome." >&2; \
+		exit 1; \
+	fi
 
 install: $(STAMP)
 
@@ -24,5 +42,19 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+$(GENERATED)/.pitfalls: docs/scripts/pitfalls.py $(MEASURED) | $(STAMP)
+	$(PY) docs/scripts/pitfalls.py --out $(GENERATED)
+	touch $@
+
+$(GENERATED)/.figures: docs/scripts/figures.py $(MEASURED) | $(STAMP)
+	$(PY) docs/scripts/figures.py --out $(GENERATED)
+	touch $@
+
+docs: $(GENERATED)/.pitfalls $(GENERATED)/.figures
+	$(PY) -m mkdocs build --strict
+
+docs-serve: $(GENERATED)/.pitfalls $(GENERATED)/.figures
+	$(PY) -m mkdocs serve
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache site $(GENERATED)

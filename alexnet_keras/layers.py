@@ -22,6 +22,7 @@ class LocalResponseNormalization(keras.layers.Layer):
             raise ValueError(f"size must be a positive window width; found {size}")
         self.size, self.alpha, self.beta, self.k, self.axis = int(size), float(alpha), float(beta), float(k), int(axis)
 
+    # --8<-- [start:lrn]
     def call(self, x):
         axis = self.axis % len(x.shape)
         channels = x.shape[axis]
@@ -36,6 +37,7 @@ class LocalResponseNormalization(keras.layers.Layer):
             part = padded[tuple(index)]
             window = part if window is None else window + part
         return x / ops.power(self.k + (self.alpha / self.size) * window, self.beta)
+    # --8<-- [end:lrn]
 
     def compute_output_shape(self, input_shape):
         return input_shape

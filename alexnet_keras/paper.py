@@ -17,6 +17,7 @@ from alexnet_spec.variants import PAPER_INIT_ONE_BIAS, PAPER_INIT_STD
 SPEC = get_spec("paper")
 
 
+# --8<-- [start:padding]
 def keras_padding(conv: Conv) -> str:
     """PyTorch's symmetric padding as Keras's: 0 is 'valid'; (k-1)/2 at stride 1 is 'same'."""
     if conv.padding in (0, "valid"):
@@ -24,6 +25,7 @@ def keras_padding(conv: Conv) -> str:
     if conv.padding == "same" or (conv.stride == 1 and 2 * conv.padding == conv.kernel - 1):
         return "same"
     raise ValueError(f"{conv.name}: padding {conv.padding} at stride {conv.stride} has no Keras equivalent")
+# --8<-- [end:padding]
 
 
 def _initializers(name: str, init: str) -> dict:
@@ -62,6 +64,7 @@ def AlexNetPaper(
         raise ValueError(f"init must be 'default' or 'paper'; found {init!r}")
     norm = LRN_FLAVOURS[lrn]
 
+    # --8<-- [start:layers]
     inputs = keras.Input(SPEC.input_shape_nhwc, name="image")
     x = inputs
     for conv in SPEC.convs:
@@ -86,6 +89,7 @@ def AlexNetPaper(
         x = layers.ReLU(name=f"fc{j}_relu")(x)
         x = layers.Dropout(dropout, name=f"fc{j}_dropout")(x)
     outputs = layers.Dense(num_classes, name="predictions", **_initializers("predictions", init))(x)
+    # --8<-- [end:layers]
 
     model = AlexNetModel(inputs, outputs, name=name, variant="paper", options={"lrn": lrn})
     if weights is not None:

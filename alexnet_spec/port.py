@@ -56,6 +56,7 @@ class PortError(ValueError):
 # --- layout changes, one pair per kind of weight ---------------------------------------------
 
 
+# --8<-- [start:to-keras]
 def _to_keras(entry: Entry, index: int, a: np.ndarray) -> np.ndarray:
     if index == 0 and entry.kind == "conv":  # (out, in/groups, kh, kw) -> (kh, kw, in/groups, out)
         return a.transpose(2, 3, 1, 0)
@@ -65,6 +66,7 @@ def _to_keras(entry: Entry, index: int, a: np.ndarray) -> np.ndarray:
             a = a.reshape(a.shape[0], c, h, w).transpose(0, 2, 3, 1).reshape(a.shape[0], -1)
         return a.T
     return a
+# --8<-- [end:to-keras]
 
 
 def _to_torch(entry: Entry, index: int, a: np.ndarray) -> np.ndarray:

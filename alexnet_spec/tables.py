@@ -66,6 +66,7 @@ class PortTable:
 
 _PAPER_FEATURE_SHAPE = get_spec("paper").feature_shape
 
+# --8<-- [start:paper-table]
 PAPER = PortTable(
     "paper",
     (
@@ -79,6 +80,7 @@ PAPER = PortTable(
         Entry("classifier.6", "predictions", "dense"),
     ),
 )
+# --8<-- [end:paper-table]
 
 _TABLES: dict[str, PortTable] = {"paper": PAPER}
 

@@ -34,12 +34,14 @@ class LRNParams:
     k: float
 
 
+# --8<-- [start:lrn-flavours]
 LRN_FLAVOURS: dict[str, LRNParams] = {
     # The source document and Caffe's bvlc_alexnet: k=1, alpha=1e-4 divided by n.
     "document": LRNParams(size=5, alpha=1e-4, beta=0.75, k=1.0),
     # Krizhevsky et al. 2012, section 3.3: k=2, alpha=1e-4 *not* divided by n (so 5e-4 here).
     "paper": LRNParams(size=5, alpha=5e-4, beta=0.75, k=2.0),
 }
+# --8<-- [end:lrn-flavours]
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class VariantSpec:
         return (self.input_size, self.input_size, self.channels)
 
 
+# --8<-- [start:paper-spec]
 PAPER = VariantSpec(
     name="paper",
     input_size=227,
@@ -100,6 +103,7 @@ PAPER = VariantSpec(
         "reaches the 6x6x256 map the classifier expects (224 gives 5x5)."
     ),
 )
+# --8<-- [end:paper-spec]
 
 # The registry: a new variant adds its spec here, and its port table in tables.py.
 _SPECS: dict[str, VariantSpec] = {"paper": PAPER}

@@ -44,6 +44,7 @@ class AlexNetPaper(nn.Module):
         if init not in ("default", "paper"):
             raise ValueError(f"init must be 'default' or 'paper'; found {init!r}")
         norm = LRN_FLAVOURS[lrn]
+        # --8<-- [start:layers]
         features: list[nn.Module] = []
         in_channels = SPEC.channels
         for conv in SPEC.convs:
@@ -65,16 +66,19 @@ class AlexNetPaper(nn.Module):
             width = units
         classifier.append(nn.Linear(width, num_classes))
         self.classifier = nn.Sequential(*classifier)
+        # --8<-- [end:layers]
 
         self.options = {"lrn": lrn}
         if init == "paper":
             paper_init(self)
 
+    # --8<-- [start:forward]
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, SPEC)
         x = self.features(x)
         x = torch.flatten(x, 1)  # not x.view(): works on channels_last tensors too
         return self.classifier(x)
+    # --8<-- [end:forward]
 
 
 @torch.no_grad()

@@ -1,0 +1,112 @@
+"""The docs cannot drift: their Python runs, their includes point at real source regions, and
+the CI jobs they show run the real CLI."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+
+from tests.docs_tools import DOCS, PAGES, ROOT, blocks, section, snippet_includes
+
+# Languages shown but not run: shell sessions, CI files, program output.
+SHOWN_ONLY = {"console", "yaml", "text"}
+
+
+def test_the_docs_exist():
+    names = {p.name for p in PAGES}
+    assert {"index.md", "paper.md", "porting.md", "ci.md", "pitfalls.md", "api.md"} <= names
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_block_is_run_or_included_or_marked(page):
+    """A block is Python that runs, a snippet include, or says in its language that it is not Python."""
+    for block in blocks(page):
+        where = f"{page.name}:{block.line}"
+        assert block.language, f"{where}: a code block without a language; say python (run) or console/text/yaml"
+        assert block.language == "python" or block.language in SHOWN_ONLY, f"{where}: unknown language {block.language!r}"
+        if block.included:
+            assert "title=" in block.info, f"{where}: included source needs a title naming its file"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", [p for p in PAGES if any(b.language == "python" and not b.included for b in blocks(p))],
+                         ids=lambda p: p.name)
+def test_python_blocks_run(page, tmp_path, monkeypatch):
+    """Each page's Python blocks run in order in one namespace, as a reader would paste them."""
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    for block in blocks(page):
+        if block.language != "python" or block.included:
+            continue
+        code = compile(block.body, f"{page.relative_to(ROOT)}:{block.line}", "exec")
+        exec(code, namespace)  # noqa: S102  (our own docs)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_includes_name_a_real_section(page):
+    """Every included region exists and is non-empty (the strict build fails on a missing one too)."""
+    for path, name in snippet_includes(page):
+        if path.startswith("docs/assets/generated/"):
+            continue  # written by docs/scripts; checked by test_docs_site
+        source = ROOT / path
+        assert source.is_file(), f"{page.name} includes {path}, which does not exist"
+        if name:
+            assert section(source, name).strip(), f"{page.name} includes an empty section {path}:{name}"
+
+
+def test_source_markers_are_paired():
+    """A start marker without its end (or twice) would include the wrong code."""
+    import re
+
+    for package in ("alexnet_spec", "alexnet_torch", "alexnet_keras", "parity"):
+        for path in (ROOT / package).glob("*.py"):
+            text = path.read_text()
+            starts = re.findall(r"--8<-- \[start:([-_0-9a-z]+)\]", text)
+            ends = re.findall(r"--8<-- \[end:([-_0-9a-z]+)\]", text)
+            assert sorted(starts) == sorted(ends) and len(set(starts)) == len(starts), path
+
+
+def _ci_commands() -> list[str]:
+    import yaml
+
+    commands = []
+    github = yaml.safe_load((DOCS / "ci" / "github-actions.yml").read_text())
+    for job in github["jobs"].values():
+        commands += [step["run"] for step in job["steps"] if "run" in step]
+    gitlab = yaml.safe_load((DOCS / "ci" / "gitlab-ci.yml").read_text())
+    commands += gitlab["parity"]["script"]
+    return commands
+
+
+@pytest.mark.slow
+def test_ci_jobs_run_the_real_cli(tmp_path, monkeypatch, capsys):
+    """Every ``alexnet-parity`` line of both jobs, run with the real CLI against real checkpoints."""
+    import alexnet_keras
+    import alexnet_torch
+    from parity import randomize_torch, torch_to_keras
+    from parity.cli import main
+
+    commands = _ci_commands()
+    assert any("pytest" in c for c in commands) and any("pip install" in c for c in commands)
+    parity_lines = sorted({c for c in commands if c.startswith("alexnet-parity ")})
+    assert len(parity_lines) >= 2, parity_lines
+
+    monkeypatch.chdir(tmp_path)
+    module = randomize_torch(alexnet_torch.build("paper"), seed=0)
+    alexnet_torch.save_weights(module, tmp_path / "checkpoints" / "alexnet.pt")
+    alexnet_keras.save_weights(torch_to_keras(module), tmp_path / "checkpoints" / "alexnet.keras")
+
+    for line in parity_lines:
+        argv = shlex.split(line)[1:]
+        target = None
+        if ">" in argv:
+            target = argv[argv.index(">") + 1]
+            argv = argv[: argv.index(">")]
+        capsys.readouterr()
+        code = main(argv)
+        out = capsys.readouterr().out
+        assert code == 0, f"{line!r} exited {code}:\n{out}"
+        if target:
+            assert json.loads(out)["ok"] is True

@@ -9,11 +9,14 @@ from __future__ import annotations
 from torch import nn
 
 from alexnet_spec import VARIANTS as _SPEC_VARIANTS
+from alexnet_torch.imagenet import AlexNetTorchvision, alexnet_torchvision
 from alexnet_torch.paper import AlexNetPaper, alexnet_paper
+from alexnet_torch.preprocessing import decode_predictions, load_image, transforms
 from alexnet_torch.weights import load_state, load_weights, read_state_dict, save_weights
 
 _BUILDERS = {
     "paper": alexnet_paper,
+    "torchvision": alexnet_torchvision,
 }
 VARIANTS: tuple[str, ...] = tuple(v for v in _SPEC_VARIANTS if v in _BUILDERS)
 
@@ -30,10 +33,15 @@ def build(variant: str, num_classes: int | None = None, **options) -> nn.Module:
 __all__ = [
     "VARIANTS",
     "AlexNetPaper",
+    "AlexNetTorchvision",
     "alexnet_paper",
+    "alexnet_torchvision",
     "build",
+    "decode_predictions",
+    "load_image",
     "load_state",
     "load_weights",
     "read_state_dict",
     "save_weights",
+    "transforms",
 ]

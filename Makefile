@@ -20,6 +20,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m parity check --all
+	$(PY) -m parity.demo
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -94,3 +94,19 @@ def test_decode_predictions():
     assert top[1][0] == (0, "tench", 1.0)
     with pytest.raises(ValueError, match=r"shape \(N, 1000\)"):
         alexnet_torch.decode_predictions(np.zeros(1000))
+
+
+def test_importable_after_keras():
+    """torchvision (via torch._dynamo -> triton) segfaults when imported after TensorFlow unless
+    alexnet_torch hides triton; a user may well import alexnet_keras first."""
+    import subprocess
+    import sys
+
+    from tests.reference import subprocess_env
+
+    code = (
+        "import alexnet_keras, alexnet_torch, torch\n"
+        "print(alexnet_torch.build('torchvision')(torch.zeros(1, 3, 63, 63)).shape)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert out.returncode == 0 and "torch.Size([1, 1000])" in out.stdout, out.stderr[-2000:]

@@ -12,6 +12,7 @@ from skimage import data
 
 import alexnet_keras
 import alexnet_torch
+from alexnet_spec import imagenet
 from parity import compare, random_batch, randomize_torch, torch_to_keras
 
 PHOTOS = ("chelsea", "coffee", "astronaut")
@@ -63,7 +64,7 @@ def test_same_photo_same_top5_in_both_pipelines(tv_torch, tv_keras, name):
 
 def test_preprocessing_matches_torchvision_tensor_path_within_resampling():
     """torchvision's transforms on a uint8 tensor resample with torch's antialiased bilinear, not
-    PIL's: the two differ by rounding of the resampled pixels only (measured, not assumed)."""
+    PIL's: the two differ by the rounding of the resampled pixels only."""
     t = alexnet_torch.transforms()
     for name in PHOTOS:
         photo = _photo(name)
@@ -71,8 +72,10 @@ def test_preprocessing_matches_torchvision_tensor_path_within_resampling():
         tensor = t(torch.from_numpy(np.array(photo)).permute(2, 0, 1).contiguous()).numpy()
         ours = alexnet_keras.preprocess_input(alexnet_keras.load_image(photo)).transpose(2, 0, 1)
         assert np.max(np.abs(ours - pil)) <= 1e-6
-        # one 8-bit step is 1/255/0.225 = 0.0174 in normalized units; torch resamples in float
-        assert np.mean(np.abs(ours - tensor)) < 0.02, name
+        # both round the resampled pixels to uint8; they differ by at most one 8-bit level
+        # (1/255/std in normalized units), measured 0.018 max, 0.002-0.003 mean on these photos
+        step = (1 / 255 / np.asarray(imagenet.STD, np.float32))[:, None, None]
+        assert (np.abs(ours - tensor) <= step + 1e-6).all(), name
 
 
 def test_predict_cli_both_frameworks_agree(capsys, tmp_path):

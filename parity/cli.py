@@ -113,6 +113,25 @@ def published_weights(name: str, variant: str | None):
     return Exchange(state, weights.variant, dict(module.options))
 
 
+def check_published_file(path) -> None:
+    """A file named like a published checkpoint (alexnet-owt-7be5be79.pth) must carry the hash
+    prefix in its name, as torchvision checks on download: a manual download is checked too."""
+    from pathlib import Path
+
+    from alexnet_spec import checksum
+    from alexnet_spec.imagenet import PRETRAINED
+
+    for weights in PRETRAINED.values():
+        if Path(path).name == weights.file_name and Path(path).is_file():
+            found = checksum.sha256(path)
+            if not found.startswith(weights.sha256_prefix):
+                raise ValueError(
+                    f"{path} is named like torchvision's {weights.name} checkpoint but its sha256 is {found}, "
+                    f"not {weights.sha256_prefix}...: it is truncated or another file. Download it again "
+                    f"from {weights.url}, or use --weights {weights.name}."
+                )
+
+
 def main(argv: list[str] | None = None) -> int:
     from parity.compare import DEFAULT_RTOL
 
@@ -194,6 +213,7 @@ def _port(args) -> int:
         if len(args.files) != 2:
             raise ValueError(f"port takes SOURCE TARGET (or --weights NAME TARGET); found {len(args.files)} files")
         source, target = args.files
+        check_published_file(source)
         record = files.read(source, args.variant, _options(args.option))
     path = files.write(record, target, overwrite=args.force)
     checksum.write_sidecar(path, overwrite=True)  # the file was just (re)written: its old sidecar is stale

@@ -137,3 +137,12 @@ def test_port_without_network_says_what_to_do(tmp_path, monkeypatch, capsys):
     assert cli.main(["port", "--variant", "torchvision", "--weights", "IMAGENET1K_V1", str(tmp_path / "o.safetensors")]) == 2
     err = capsys.readouterr().err
     assert "network is unreachable" in err and "alexnet-parity port alexnet-owt-7be5be79.pth TARGET" in err
+
+
+def test_a_manual_download_is_hash_checked(tmp_path, capsys):
+    fake = tmp_path / imagenet.IMAGENET1K_V1.file_name
+    torch.save(torchvision.models.alexnet().state_dict(), fake)
+    assert cli.main(["port", str(fake), str(tmp_path / "o.safetensors")]) == 2
+    assert "named like torchvision's IMAGENET1K_V1 checkpoint but its sha256 is" in capsys.readouterr().err
+    assert not (tmp_path / "o.safetensors").exists()
+

@@ -146,3 +146,16 @@ def test_a_manual_download_is_hash_checked(tmp_path, capsys):
     assert "named like torchvision's IMAGENET1K_V1 checkpoint but its sha256 is" in capsys.readouterr().err
     assert not (tmp_path / "o.safetensors").exists()
 
+
+def test_demo_uses_pretrained_weights_only_when_converted(converted, tmp_path, monkeypatch):
+    from parity import demo
+
+    root, target = converted
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
+    weights, note = demo.choose_weights()
+    assert weights == "random" and "--weights IMAGENET1K_V1" in note
+    monkeypatch.setenv("KERAS_HOME", str(root / "keras"))
+    monkeypatch.setenv("TORCH_HOME", str(root / "torch"))
+    assert demo.choose_weights()[0] == "imagenet"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-cache"))
+    assert demo.choose_weights()[0] == str(target)

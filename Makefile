@@ -38,6 +38,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m parity check --all
+	$(PY) -m parity.demo
 
 test: $(STAMP)
 	$(PY) -m pytest

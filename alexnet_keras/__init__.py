@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import keras
 
+from alexnet_keras.imagenet import AlexNet, alexnet_torchvision
 from alexnet_keras.layers import LocalResponseNormalization
 from alexnet_keras.model import AlexNetModel
 from alexnet_keras.paper import AlexNetPaper
+from alexnet_keras.preprocessing import decode_predictions, load_image, preprocess_input
 from alexnet_keras.weights import load_weights, save_weights
 from alexnet_spec import VARIANTS as _SPEC_VARIANTS
 
 _BUILDERS = {
     "paper": AlexNetPaper,
+    "torchvision": alexnet_torchvision,
 }
 VARIANTS: tuple[str, ...] = tuple(v for v in _SPEC_VARIANTS if v in _BUILDERS)
 
@@ -32,10 +35,15 @@ def build(variant: str, num_classes: int | None = None, **options) -> keras.Mode
 
 __all__ = [
     "VARIANTS",
+    "AlexNet",
     "AlexNetModel",
     "AlexNetPaper",
     "LocalResponseNormalization",
+    "alexnet_torchvision",
     "build",
+    "decode_predictions",
+    "load_image",
     "load_weights",
+    "preprocess_input",
     "save_weights",
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import keras
 
-from alexnet_spec import exchange
+from alexnet_spec import checksum, exchange
 from alexnet_spec.files import atomic_write
 from alexnet_spec.port import keras_to_torch, torch_to_keras
 from alexnet_spec.tables import get_table
@@ -34,6 +34,7 @@ def load_weights(model: keras.Model, path: str | os.PathLike) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such weight file: {path}")
+    checksum.verify(path)  # when a .sha256 sidecar is there
     variant = getattr(model, "variant", None)
     if path.suffix == ".safetensors":
         ex = exchange.load(path)

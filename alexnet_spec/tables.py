@@ -82,7 +82,22 @@ PAPER = PortTable(
 )
 # --8<-- [end:paper-table]
 
-_TABLES: dict[str, PortTable] = {"paper": PAPER}
+# torchvision's key names: Dropout comes first in its classifier, so the Linears are 1, 4, 6.
+TORCHVISION = PortTable(
+    "torchvision",
+    (
+        Entry("features.0", "conv1", "conv"),
+        Entry("features.3", "conv2", "conv"),
+        Entry("features.6", "conv3", "conv"),
+        Entry("features.8", "conv4", "conv"),
+        Entry("features.10", "conv5", "conv"),
+        Entry("classifier.1", "fc1", "dense", flatten_from=get_spec("torchvision").feature_shape),
+        Entry("classifier.4", "fc2", "dense"),
+        Entry("classifier.6", "predictions", "dense"),
+    ),
+)
+
+_TABLES: dict[str, PortTable] = {"paper": PAPER, "torchvision": TORCHVISION}
 
 
 def get_table(variant: str) -> PortTable:

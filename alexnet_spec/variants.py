@@ -57,6 +57,8 @@ class VariantSpec:
     dropout: float
     feature_shape: tuple[int, int, int]  # (C, H, W) that the first fully connected layer reads
     min_input_size: int | None = None  # None: exactly input_size; else any size at least this
+    adaptive_pool: tuple[int, int] | None = None  # average-pool the features to (H, W) before the FCs
+    dropout_before_dense: bool = False  # torchvision: Dropout precedes each hidden FC, not follows
     size_hint: str = ""  # what to do when an input has the wrong size
     notes: str = ""
 
@@ -105,8 +107,40 @@ PAPER = VariantSpec(
 )
 # --8<-- [end:paper-spec]
 
+TORCHVISION = VariantSpec(
+    name="torchvision",
+    input_size=224,
+    channels=3,
+    num_classes=1000,
+    convs=(
+        Conv("conv1", 64, 11, stride=4, padding=2, pool=True),
+        Conv("conv2", 192, 5, padding=2, pool=True),
+        Conv("conv3", 384, 3, padding=1),
+        Conv("conv4", 256, 3, padding=1),
+        Conv("conv5", 256, 3, padding=1, pool=True),
+    ),
+    pool_size=3,
+    pool_stride=2,
+    hidden_units=(4096, 4096),
+    dropout=0.5,
+    feature_shape=(256, 6, 6),
+    min_input_size=63,
+    adaptive_pool=(6, 6),
+    dropout_before_dense=True,
+    size_hint=(
+        "Smaller inputs vanish before pool5. Resize images to at least 63x63 (the ImageNet weights "
+        "expect resize 256, center crop 224); a Keras model is built for one size: pass "
+        "input_shape=(H, W, 3) for sizes other than 224x224."
+    ),
+    notes=(
+        "torchvision's AlexNet, the 'One weird trick' network (arXiv:1404.5997): 64/192/384/256/256 "
+        "channels, no LRN, no groups, AdaptiveAvgPool2d((6, 6)) so any input of at least 63x63 works, "
+        "Dropout before each hidden fully connected layer."
+    ),
+)
+
 # The registry: a new variant adds its spec here, and its port table in tables.py.
-_SPECS: dict[str, VariantSpec] = {"paper": PAPER}
+_SPECS: dict[str, VariantSpec] = {"paper": PAPER, "torchvision": TORCHVISION}
 VARIANTS: tuple[str, ...] = tuple(_SPECS)
 
 # Paper initialization (section 5): weights N(0, 0.01); biases 1 in these layers, 0 elsewhere.

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from alexnet_spec import exchange
+from alexnet_spec import checksum, exchange
 from alexnet_spec.files import atomic_write
 
 PT_SUFFIXES = (".pt", ".pth", ".bin")
@@ -26,6 +26,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], e
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such weight file: {path}")
+    checksum.verify(path)  # when a .sha256 sidecar is there
     if path.suffix == ".safetensors":
         ex = exchange.load(path)
         return {k: torch.from_numpy(np.array(v)) for k, v in ex.state.items()}, ex

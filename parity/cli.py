@@ -91,6 +91,47 @@ def check_files(torch_path, keras_path, *, variant=None, seed=0, batch=2, rtol, 
     return compare(module, keras_model, _input_batch(record.variant, batch, seed, size), rtol=rtol, variant=record.variant)
 
 
+def published_weights(name: str, variant: str | None):
+    """Published weights (torchvision's enum: downloaded and hash-checked into torch's cache)."""
+    from alexnet_spec.exchange import Exchange
+    from alexnet_spec.imagenet import get_pretrained
+
+    weights = get_pretrained(name)
+    if variant not in (None, weights.variant):
+        raise ValueError(f"{name} are weights of the {weights.variant!r} variant, not {variant!r}")
+    import alexnet_torch
+
+    try:
+        module = alexnet_torch.build(weights.variant, weights=name)
+    except OSError as err:  # no network, proxy, disk full: urllib's errors are OSErrors
+        raise ValueError(
+            f"could not get {name} ({weights.url}) through torchvision: {err}. Converting needs network "
+            f"once; or download {weights.file_name} elsewhere and run `alexnet-parity port "
+            f"{weights.file_name} TARGET`."
+        ) from err
+    state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    return Exchange(state, weights.variant, dict(module.options))
+
+
+def check_published_file(path) -> None:
+    """A file named like a published checkpoint (alexnet-owt-7be5be79.pth) must carry the hash
+    prefix in its name, as torchvision checks on download: a manual download is checked too."""
+    from pathlib import Path
+
+    from alexnet_spec import checksum
+    from alexnet_spec.imagenet import PRETRAINED
+
+    for weights in PRETRAINED.values():
+        if Path(path).name == weights.file_name and Path(path).is_file():
+            found = checksum.sha256(path)
+            if not found.startswith(weights.sha256_prefix):
+                raise ValueError(
+                    f"{path} is named like torchvision's {weights.name} checkpoint but its sha256 is {found}, "
+                    f"not {weights.sha256_prefix}...: it is truncated or another file. Download it again "
+                    f"from {weights.url}, or use --weights {weights.name}."
+                )
+
+
 def main(argv: list[str] | None = None) -> int:
     from parity.compare import DEFAULT_RTOL
 
@@ -110,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
     port = sub.add_parser("port", help="convert weights between .pt, .safetensors, .keras and .weights.h5")
-    port.add_argument("source")
-    port.add_argument("target")
+    port.add_argument("files", nargs="+", metavar="FILE", help="SOURCE TARGET, or only TARGET with --weights")
+    port.add_argument("--weights", metavar="NAME",
+                      help="convert published weights instead of a file, e.g. IMAGENET1K_V1 (torchvision downloads them)")
     port.add_argument("--variant", help="the variant, when the source file cannot tell")
     port.add_argument("--option", action="append", metavar="KEY=VALUE", help="build option, e.g. lrn=paper")
     port.add_argument("--force", action="store_true", help="overwrite the target if it exists")
@@ -160,9 +202,22 @@ def _check(args, parser) -> int:
 def _port(args) -> int:
     from parity import files
 
-    record = files.read(args.source, args.variant, _options(args.option))
-    path = files.write(record, args.target, overwrite=args.force)
-    summary = {"ok": True, "source": args.source, "target": str(path), "variant": record.variant,
+    from alexnet_spec import checksum
+
+    if args.weights:
+        if len(args.files) != 1:
+            raise ValueError(f"port --weights {args.weights} takes one TARGET file; found {len(args.files)}: {args.files}")
+        source, (target,) = args.weights, args.files
+        record = published_weights(args.weights, args.variant)
+    else:
+        if len(args.files) != 2:
+            raise ValueError(f"port takes SOURCE TARGET (or --weights NAME TARGET); found {len(args.files)} files")
+        source, target = args.files
+        check_published_file(source)
+        record = files.read(source, args.variant, _options(args.option))
+    path = files.write(record, target, overwrite=args.force)
+    checksum.write_sidecar(path, overwrite=True)  # the file was just (re)written: its old sidecar is stale
+    summary = {"ok": True, "source": source, "target": str(path), "variant": record.variant,
                "options": record.options, "tensors": len(record.state)}
     print(json.dumps(summary) if args.json else f"wrote {path} ({record.variant}, {len(record.state)} tensors)")
     return EXIT_OK

@@ -144,7 +144,8 @@ def _keras_layer_outputs(model, x_nchw: np.ndarray) -> list[tuple[str, str, np.n
     layers = [
         layer
         for layer in model.layers
-        if not isinstance(layer, (keras.layers.InputLayer, keras.layers.Flatten))
+        # layers PyTorch does inside another module (conv padding) or as a function (flatten)
+        if not isinstance(layer, (keras.layers.InputLayer, keras.layers.Flatten, keras.layers.ZeroPadding2D))
     ]
     probe = keras.Model(model.inputs[0], [layer.output for layer in layers])
     outs = probe(np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)), training=False)
@@ -195,7 +196,16 @@ def compare(torch_model, keras_model, x, *, rtol: float = DEFAULT_RTOL, referenc
             f"({', '.join(n for n, *_ in k_out)}); they are not the same architecture"
         )
     rows = []
+    flat_from = None  # the last NHWC map, while the layers after Flatten have no weights yet
     for i, ((t_name, _, params, t), (k_name, k_kind, k)) in enumerate(zip(t_out, k_out)):
+        if k.ndim == 4:
+            flat_from = k.shape
+        elif k.ndim == 2 and flat_from is not None and not params and k.shape[1] == math.prod(flat_from[1:]):
+            # a weightless layer on the flattened map (torchvision's Dropout before fc1): Keras
+            # flattened it as H,W,C, PyTorch as C,H,W
+            k = k.reshape(flat_from).transpose(0, 3, 1, 2).reshape(k.shape[0], -1)
+        if params:
+            flat_from = None
         k = _to_nchw(k)
         max_abs, max_rel = _errors(t, k)
         row = LayerRow(

@@ -1,0 +1,42 @@
+"""ImageNet preprocessing and decoding for Keras, reproducing torchvision's pipeline without torch.
+
+``load_image`` resizes the shorter side to 256 with PIL's bilinear filter (antialiased) and
+center-crops 224, as torchvision's transforms do on a PIL image; ``preprocess_input`` scales
+0..255 RGB to torchvision's normalization, ``(x / 255 - mean) / std``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+from alexnet_spec import get_spec
+from alexnet_spec import imagenet as _imagenet
+from alexnet_spec import images as _images
+
+
+def preprocess_input(x):
+    """0..255 RGB, channels last (a numpy array or a tensor), to the network's input (float32)."""
+    if isinstance(x, np.ndarray) or np.isscalar(x) or isinstance(x, (list, tuple)):
+        return _images.normalize(x)
+    x = ops.cast(x, "float32")
+    if x.shape[-1] != 3:
+        raise ValueError(f"expected RGB values on the last axis (..., 3); found shape {tuple(x.shape)}")
+    mean = ops.convert_to_tensor(np.asarray(_imagenet.MEAN, np.float32))
+    std = ops.convert_to_tensor(np.asarray(_imagenet.STD, np.float32))
+    return (x / 255.0 - mean) / std
+
+
+def load_image(source, variant: str = "torchvision") -> np.ndarray:
+    """One image (path or PIL image), resized and center-cropped: float32 (H, W, 3), 0..255.
+
+    Follow with :func:`preprocess_input`. Mode handling (grayscale, RGBA, CMYK ...) and the
+    minimum size are those of ``alexnet_spec.images.open_rgb``.
+    """
+    spec = get_spec(variant)
+    return _images.load_image(source, crop_size=spec.input_size, min_size=spec.min_input_size)
+
+
+def decode_predictions(preds, top: int = 5) -> list[list[tuple[int, str, float]]]:
+    """``(class index, class name, score)`` of the ``top`` best classes of each row of ``preds``."""
+    return _imagenet.decode_predictions(ops.convert_to_numpy(preds), top)

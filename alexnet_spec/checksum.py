@@ -1,0 +1,58 @@
+"""SHA-256 sidecars for weight files: ``model.safetensors.sha256`` beside ``model.safetensors``.
+
+The sidecar holds one ``sha256sum`` line (``<64 hex>  <file name>``), so ``sha256sum -c`` checks
+it too. ``alexnet-parity port`` writes one for every file it writes; loaders verify it when it is
+there, and require it for the converted ImageNet weights, so a truncated or altered download is
+refused before any of it is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from alexnet_spec.files import atomic_write
+
+SUFFIX = ".sha256"
+
+
+def sidecar(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + SUFFIX)
+
+
+def sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_sidecar(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    path = Path(path)
+    line = f"{sha256(path)}  {path.name}\n"
+    return atomic_write(sidecar(path), lambda tmp: Path(tmp).write_text(line), overwrite=overwrite)
+
+
+def verify(path: str | os.PathLike, *, required: bool = False) -> str | None:
+    """Check ``path`` against its sidecar; the digest when checked, None when there is none."""
+    path, side = Path(path), sidecar(path)
+    if not side.is_file():
+        if required:
+            raise ValueError(
+                f"{path} has no checksum file {side.name} beside it, so it cannot be verified. "
+                "Re-create both with `alexnet-parity port` (it writes the checksum)."
+            )
+        return None
+    fields = side.read_text().split()
+    if len(fields) != 2 or len(fields[0]) != 64 or fields[1].lstrip("*") != path.name:
+        raise ValueError(f"{side} is not a sha256sum line for {path.name}; re-create it with `alexnet-parity port`")
+    found = sha256(path)
+    if found != fields[0].lower():
+        raise ValueError(
+            f"{path} does not match its checksum: expected sha256 {fields[0]}, found {found}. The file "
+            "is truncated or was changed; delete it and re-create it with `alexnet-parity port`."
+        )
+    return found

@@ -1,0 +1,120 @@
+"""Opening photographs the same way for both frameworks, with PIL and numpy only.
+
+Both pipelines start from :func:`open_rgb`, so a mode or size decision is made once. The resize and
+crop below reproduce torchvision's ``F.resize`` / ``F.center_crop`` on a PIL image (PIL's bilinear
+filter, which antialiases when shrinking, and torchvision's rounding of sizes and offsets), so the
+Keras pipeline feeds the network what torchvision's transforms would.
+
+Modes: RGB passes; grayscale (``L``, ``1``), palette (``P``) without transparency, ``CMYK``,
+``YCbCr``, ``LAB`` and ``HSV`` are converted to RGB with PIL; an alpha channel is dropped only when
+the image is fully opaque; images with transparency and 16-bit / float images (``I``, ``I;16``,
+``F``) are refused, because any conversion would be a guess.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from alexnet_spec.imagenet import CROP_SIZE, MEAN, RESIZE_SIZE, STD
+
+CONVERTED_MODES = ("L", "1", "P", "CMYK", "YCbCr", "LAB", "HSV")
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+class ImageError(ValueError):
+    """An image that cannot be fed to the network; the message says why and what to do."""
+
+
+def open_rgb(source, *, min_size: int | None = None):
+    """A PIL RGB image from a path or a PIL image, after the mode decisions above.
+
+    ``min_size`` refuses images whose shorter side is smaller (the network's minimum input).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    name = "image"
+    if isinstance(source, Image.Image):
+        image = source
+    else:
+        name = str(source)
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"no such image file: {path}")
+        try:
+            image = Image.open(path)
+            image.load()  # decode now: a truncated file fails here, not later
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            raise ImageError(
+                f"cannot read {name} as an image ({err}). Expected a JPEG, PNG or other format PIL "
+                "reads; the file may be truncated or not an image."
+            ) from err
+    mode = image.mode
+    if mode == "P" and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ALPHA_MODES:
+        alpha = np.asarray(image.getchannel("A"))
+        if alpha.min() < 255:
+            raise ImageError(
+                f"{name} has transparency (mode {mode}, {int((alpha < 255).sum())} pixels not opaque); "
+                "the network needs opaque RGB. Flatten it onto a background first, e.g. "
+                "Image.alpha_composite(Image.new('RGBA', im.size, 'white'), im).convert('RGB')."
+            )
+        image = image.convert("RGB")
+    elif mode in CONVERTED_MODES:
+        image = image.convert("RGB")
+    elif mode != "RGB":
+        raise ImageError(
+            f"{name} has mode {mode!r} (16-bit, float or another high-depth format), which has no "
+            "unambiguous 8-bit RGB conversion. Convert it to 8-bit RGB yourself (e.g. scale to 0..255 "
+            "and save as PNG) and pass that."
+        )
+    w, h = image.size
+    if min_size is not None and min(w, h) < min_size:
+        raise ImageError(
+            f"{name} is {w}x{h} pixels; the network needs at least {min_size}x{min_size}. Use a larger image."
+        )
+    return image
+
+
+def resize_shorter(image, size: int = RESIZE_SIZE):
+    """torchvision's ``F.resize(img, size)`` on a PIL image: shorter side to ``size``, bilinear."""
+    from PIL import Image
+
+    w, h = image.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = size, int(size * long / short)
+    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    if (new_w, new_h) == (w, h):
+        return image
+    return image.resize((new_w, new_h), Image.BILINEAR)
+
+
+def center_crop(image, size: int = CROP_SIZE):
+    """torchvision's ``F.center_crop`` on a PIL image at least ``size`` on each side."""
+    w, h = image.size
+    if min(w, h) < size:
+        raise ImageError(f"cannot center-crop {size}x{size} from a {w}x{h} image; resize it first")
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return image.crop((left, top, left + size, top + size))
+
+
+def load_image(
+    source,
+    *,
+    resize_size: int = RESIZE_SIZE,
+    crop_size: int = CROP_SIZE,
+    min_size: int | None = None,
+) -> np.ndarray:
+    """The resized, center-cropped image as a float32 HWC array of 0..255 RGB values."""
+    image = center_crop(resize_shorter(open_rgb(source, min_size=min_size), resize_size), crop_size)
+    return np.asarray(image, dtype=np.float32)
+
+
+def normalize(x, mean=MEAN, std=STD) -> np.ndarray:
+    """0..255 RGB (channels last) to torchvision's input: ``(x / 255 - mean) / std`` in float32."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[-1:] != (3,):
+        raise ValueError(f"expected RGB values on the last axis (..., 3); found shape {x.shape}")
+    return ((x / np.float32(255.0) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)

@@ -1,0 +1,37 @@
+"""ImageNet preprocessing and decoding for PyTorch: torchvision's own transforms.
+
+``transforms()`` is the weights enum's (resize 256 bilinear antialiased, center crop 224,
+ImageNet mean/std); images are opened by ``alexnet_spec.images.open_rgb``, the same mode and size
+decisions the Keras pipeline makes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.models import AlexNet_Weights
+from torchvision.transforms._presets import ImageClassification
+
+from alexnet_spec import get_spec
+from alexnet_spec import imagenet as _imagenet
+from alexnet_spec.images import open_rgb
+
+
+def transforms(variant: str = "torchvision") -> torch.nn.Module:
+    """The preprocessing for ``variant``: torchvision's enum transforms; the same recipe cropped to
+    the variant's input size otherwise (227 for ``paper``)."""
+    if variant == "torchvision":
+        return AlexNet_Weights.IMAGENET1K_V1.transforms()
+    spec = get_spec(variant)
+    return ImageClassification(crop_size=spec.input_size, resize_size=_imagenet.RESIZE_SIZE)
+
+
+def load_image(source, variant: str = "torchvision") -> torch.Tensor:
+    """One image (path or PIL image) as the network's input: a float32 (3, H, W) tensor."""
+    return transforms(variant)(open_rgb(source, min_size=get_spec(variant).min_input_size))
+
+
+def decode_predictions(preds, top: int = 5) -> list[list[tuple[int, str, float]]]:
+    """``(class index, class name, score)`` of the ``top`` best classes of each row of ``preds``."""
+    if isinstance(preds, torch.Tensor):
+        preds = preds.detach().cpu().double().numpy()
+    return _imagenet.decode_predictions(preds, top)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keras
 
+from alexnet_keras.cifar import AlexNetCifar
 from alexnet_keras.layers import LocalResponseNormalization
 from alexnet_keras.model import AlexNetModel
 from alexnet_keras.paper import AlexNetPaper
@@ -17,6 +18,7 @@ from alexnet_spec import VARIANTS as _SPEC_VARIANTS
 
 _BUILDERS = {
     "paper": AlexNetPaper,
+    "cifar": AlexNetCifar,
 }
 VARIANTS: tuple[str, ...] = tuple(v for v in _SPEC_VARIANTS if v in _BUILDERS)
 
@@ -32,6 +34,7 @@ def build(variant: str, num_classes: int | None = None, **options) -> keras.Mode
 
 __all__ = [
     "VARIANTS",
+    "AlexNetCifar",
     "AlexNetModel",
     "AlexNetPaper",
     "LocalResponseNormalization",

@@ -9,11 +9,13 @@ from __future__ import annotations
 from torch import nn
 
 from alexnet_spec import VARIANTS as _SPEC_VARIANTS
+from alexnet_torch.cifar import AlexNetCifar, alexnet_cifar
 from alexnet_torch.paper import AlexNetPaper, alexnet_paper
 from alexnet_torch.weights import load_state, load_weights, read_state_dict, save_weights
 
 _BUILDERS = {
     "paper": alexnet_paper,
+    "cifar": alexnet_cifar,
 }
 VARIANTS: tuple[str, ...] = tuple(v for v in _SPEC_VARIANTS if v in _BUILDERS)
 
@@ -29,7 +31,9 @@ def build(variant: str, num_classes: int | None = None, **options) -> nn.Module:
 
 __all__ = [
     "VARIANTS",
+    "AlexNetCifar",
     "AlexNetPaper",
+    "alexnet_cifar",
     "alexnet_paper",
     "build",
     "load_state",

@@ -1,6 +1,12 @@
 """Port AlexNet weights between PyTorch and Keras, and prove layer by layer that both compute the
 same thing. The only package of this project that imports both frameworks."""
 
+from parity._preload import load_triton_first
+
+load_triton_first()  # before TensorFlow, or torch.optim segfaults later (see parity/_preload.py)
+
+# isort: split
+
 from alexnet_spec.port import PortError, PortReport
 from parity.compare import DEFAULT_RTOL, LayerRow, ParityReport, compare
 from parity.models import keras_to_torch, torch_to_keras

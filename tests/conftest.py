@@ -5,6 +5,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import logging  # noqa: E402
 
+import parity  # noqa: E402,F401  (loads triton before any test imports TensorFlow: parity/_preload.py)
+
 import pytest  # noqa: E402
 
 logging.getLogger("tensorflow").setLevel(logging.ERROR)

@@ -40,7 +40,7 @@ def test_unbiased_running_variance_alone_fails():
     for m in module.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.__class__ = torch.nn.BatchNorm2d if m.__class__.__name__.endswith("2dKeras") else torch.nn.BatchNorm1d
-    report = check_train_step(module=module, steps=1)
+    report = check_train_step(module=module, steps=1, batch=4)
     assert not report.ok
     assert report.forward.ok  # batch statistics normalize alike; only the running update differs
     failed = [r for r in report.steps if not r.ok]
@@ -50,7 +50,7 @@ def test_unbiased_running_variance_alone_fails():
 
 
 def test_coupled_weight_decay_fails_at_the_second_step():
-    report = check_train_step(seed=0, steps=2, torch_weight_decay="coupled")
+    report = check_train_step(seed=0, steps=2, batch=4, torch_weight_decay="coupled")
     assert not report.ok
     assert all(r.ok for r in report.steps if r.step == 1)  # identical first step: zero velocity
     assert any(not r.ok for r in report.steps if r.step == 2)

@@ -39,6 +39,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m parity check --all
 	$(PY) -m parity.demo
+	$(PY) -m parity check --variant cifar --train-step
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keras
 
+from alexnet_keras.cifar import AlexNetCifar
 from alexnet_keras.imagenet import AlexNet, alexnet_torchvision
 from alexnet_keras.layers import LocalResponseNormalization
 from alexnet_keras.model import AlexNetModel
@@ -19,6 +20,7 @@ from alexnet_spec import VARIANTS as _SPEC_VARIANTS
 
 _BUILDERS = {
     "paper": AlexNetPaper,
+    "cifar": AlexNetCifar,
     "torchvision": alexnet_torchvision,
 }
 VARIANTS: tuple[str, ...] = tuple(v for v in _SPEC_VARIANTS if v in _BUILDERS)
@@ -36,6 +38,7 @@ def build(variant: str, num_classes: int | None = None, **options) -> keras.Mode
 __all__ = [
     "VARIANTS",
     "AlexNet",
+    "AlexNetCifar",
     "AlexNetModel",
     "AlexNetPaper",
     "LocalResponseNormalization",

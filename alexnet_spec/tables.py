@@ -82,6 +82,33 @@ PAPER = PortTable(
 )
 # --8<-- [end:paper-table]
 
+_CIFAR_FEATURE_SHAPE = get_spec("cifar").feature_shape
+
+# The document's Keras network; torch indices are those of alexnet_torch.cifar's Sequentials.
+CIFAR = PortTable(
+    "cifar",
+    (
+        Entry("features.0", "conv1", "conv"),
+        Entry("features.1", "conv1_bn", "batchnorm"),
+        Entry("features.4", "conv2", "conv"),
+        Entry("features.5", "conv2_bn", "batchnorm"),
+        Entry("features.8", "conv3", "conv"),
+        Entry("features.9", "conv3_bn", "batchnorm"),
+        Entry("features.11", "conv4", "conv"),
+        Entry("features.12", "conv4_bn", "batchnorm"),
+        Entry("features.14", "conv5", "conv"),
+        Entry("features.15", "conv5_bn", "batchnorm"),
+        Entry("classifier.0", "fc1", "dense", flatten_from=_CIFAR_FEATURE_SHAPE),
+        Entry("classifier.1", "fc1_bn", "batchnorm"),
+        Entry("classifier.4", "fc2", "dense"),
+        Entry("classifier.5", "fc2_bn", "batchnorm"),
+        Entry("classifier.8", "fc3", "dense"),
+        Entry("classifier.9", "fc3_bn", "batchnorm"),
+        Entry("classifier.12", "predictions", "dense"),
+        Entry("classifier.13", "predictions_bn", "batchnorm"),
+    ),
+)
+
 # torchvision's key names: Dropout comes first in its classifier, so the Linears are 1, 4, 6.
 TORCHVISION = PortTable(
     "torchvision",
@@ -97,7 +124,7 @@ TORCHVISION = PortTable(
     ),
 )
 
-_TABLES: dict[str, PortTable] = {"paper": PAPER, "torchvision": TORCHVISION}
+_TABLES: dict[str, PortTable] = {"paper": PAPER, "cifar": CIFAR, "torchvision": TORCHVISION}
 
 
 def get_table(variant: str) -> PortTable:

@@ -45,6 +45,25 @@ LRN_FLAVOURS: dict[str, LRNParams] = {
 
 
 @dataclass(frozen=True)
+class BatchNormParams:
+    """BatchNormalization in Keras's convention, which the document's network was written in.
+
+    Keras updates ``moving = momentum * moving + (1 - momentum) * batch`` with the *biased* batch
+    variance; PyTorch writes the same update as ``(1 - m) * running + m * batch`` and by default
+    uses the unbiased variance. A PyTorch model that trains like the Keras one takes
+    ``torch_momentum`` and must update its running variance with the biased batch variance.
+    """
+
+    epsilon: float = 1e-3  # keras.layers.BatchNormalization's default
+    momentum: float = 0.99  # Keras's convention: the weight of the old moving statistic
+
+    @property
+    def torch_momentum(self) -> float:
+        """PyTorch's ``momentum``: the weight of the new batch statistic."""
+        return 1.0 - self.momentum
+
+
+@dataclass(frozen=True)
 class VariantSpec:
     name: str
     input_size: int  # height = width the network is designed for
@@ -61,12 +80,19 @@ class VariantSpec:
     dropout_before_dense: bool = False  # torchvision: Dropout precedes each hidden FC, not follows
     size_hint: str = ""  # what to do when an input has the wrong size
     notes: str = ""
+    pool_padding: int | str = 0  # like Conv.padding: symmetric zeros (an int) or TensorFlow "same"
+    batchnorm: BatchNormParams | None = None  # after every conv and dense layer, before the ReLU
+    softmax: bool = False  # the network ends in a softmax (the output is probabilities)
 
     @property
     def weighted_layers(self) -> tuple[str, ...]:
-        """Names of the layers with weights, in network order (Keras layer names)."""
+        """Names of the layers with weights, in network order (Keras layer names); each layer's
+        BatchNormalization, when the variant has one, follows it as ``<name>_bn``."""
         fcs = tuple(f"fc{i + 1}" for i in range(len(self.hidden_units)))
-        return tuple(c.name for c in self.convs) + fcs + ("predictions",)
+        names = tuple(c.name for c in self.convs) + fcs + ("predictions",)
+        if self.batchnorm is None:
+            return names
+        return tuple(n for name in names for n in (name, f"{name}_bn"))
 
     @property
     def input_shape_nchw(self) -> tuple[int, int, int]:
@@ -139,8 +165,41 @@ TORCHVISION = VariantSpec(
     ),
 )
 
+CIFAR = VariantSpec(
+    name="cifar",
+    input_size=32,
+    channels=3,
+    num_classes=10,
+    convs=(
+        Conv("conv1", 96, 11, stride=4, padding="same", pool=True),
+        Conv("conv2", 256, 5, padding="same", pool=True),
+        Conv("conv3", 384, 3, padding="same"),
+        Conv("conv4", 384, 3, padding="same"),
+        Conv("conv5", 256, 3, padding="same", pool=True),
+    ),
+    pool_size=2,
+    pool_stride=2,
+    pool_padding="same",
+    hidden_units=(4096, 4096, 1000),
+    dropout=0.4,
+    feature_shape=(256, 1, 1),
+    batchnorm=BatchNormParams(epsilon=1e-3, momentum=0.99),
+    softmax=True,
+    size_hint=(
+        "The network is built for 32x32 images (CIFAR-10): its stride-4 conv1 and three 2x2 pools "
+        "bring 32x32 down to the 1x1x256 map that fc1 reads, and any other size gives a map fc1 "
+        "cannot take. Resize to 32x32, or use the 'paper' variant for 227x227 images."
+    ),
+    notes=(
+        "The source document's Keras network: BatchNormalization after every conv and dense layer "
+        "(Keras's epsilon 1e-3 and momentum 0.99), TensorFlow SAME padding (at stride 4 the odd "
+        "pixel goes bottom/right), 2x2 SAME max pools, three hidden dense layers with dropout 0.4, "
+        "10 classes and a softmax output."
+    ),
+)
+
 # The registry: a new variant adds its spec here, and its port table in tables.py.
-_SPECS: dict[str, VariantSpec] = {"paper": PAPER, "torchvision": TORCHVISION}
+_SPECS: dict[str, VariantSpec] = {"paper": PAPER, "cifar": CIFAR, "torchvision": TORCHVISION}
 VARIANTS: tuple[str, ...] = tuple(_SPECS)
 
 # Paper initialization (section 5): weights N(0, 0.01); biases 1 in these layers, 0 elsewhere.

@@ -6,17 +6,14 @@ This package never imports tensorflow or keras.
 
 from __future__ import annotations
 
-import sys
+from alexnet_torch._triton import keep_triton_safe
 
-if "tensorflow" in sys.modules and "triton" not in sys.modules:
-    # torchvision imports torch._dynamo, which imports triton; triton loaded after TensorFlow
-    # segfaults (measured: torch 2.14.1, triton bundled, tensorflow 2.21). Triton only compiles GPU
-    # kernels, so with TensorFlow already in the process we hide it rather than crash.
-    sys.modules["triton"] = None
+keep_triton_safe()  # before torch: see _triton.py
 
 from torch import nn  # noqa: E402
 
 from alexnet_spec import VARIANTS as _SPEC_VARIANTS  # noqa: E402
+from alexnet_torch.cifar import AlexNetCifar, alexnet_cifar  # noqa: E402
 from alexnet_torch.imagenet import AlexNetTorchvision, alexnet_torchvision  # noqa: E402
 from alexnet_torch.paper import AlexNetPaper, alexnet_paper  # noqa: E402
 from alexnet_torch.preprocessing import decode_predictions, load_image, transforms  # noqa: E402
@@ -24,6 +21,7 @@ from alexnet_torch.weights import load_state, load_weights, read_state_dict, sav
 
 _BUILDERS = {
     "paper": alexnet_paper,
+    "cifar": alexnet_cifar,
     "torchvision": alexnet_torchvision,
 }
 VARIANTS: tuple[str, ...] = tuple(v for v in _SPEC_VARIANTS if v in _BUILDERS)
@@ -40,8 +38,10 @@ def build(variant: str, num_classes: int | None = None, **options) -> nn.Module:
 
 __all__ = [
     "VARIANTS",
+    "AlexNetCifar",
     "AlexNetPaper",
     "AlexNetTorchvision",
+    "alexnet_cifar",
     "alexnet_paper",
     "alexnet_torchvision",
     "build",

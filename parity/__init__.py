@@ -1,6 +1,10 @@
 """Port AlexNet weights between PyTorch and Keras, and prove layer by layer that both compute the
 same thing. The only package of this project that imports both frameworks."""
 
+import alexnet_torch  # noqa: F401  (first: it keeps triton from crashing beside TensorFlow)
+
+# isort: split
+
 from alexnet_spec.port import PortError, PortReport
 from parity.compare import DEFAULT_RTOL, LayerRow, ParityReport, compare
 from parity.models import keras_to_torch, torch_to_keras

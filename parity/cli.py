@@ -25,7 +25,7 @@ def _options(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep:
             raise ValueError(f"--option takes KEY=VALUE (e.g. lrn=paper); found {pair!r}")
-        options[key] = value
+        options[key] = {"true": True, "false": False}.get(value.lower(), value)  # e.g. logits=true
     return options
 
 
@@ -144,9 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--keras", metavar="FILE", help="Keras model or weights (.keras, .weights.h5, .safetensors)")
     check.add_argument("--all", action="store_true", help="check every variant")
     check.add_argument("--seed", type=int, default=0)
-    check.add_argument("--batch", type=int, default=2)
+    check.add_argument("--batch", type=int, help="batch size (default 2; 8 with --train-step)")
     check.add_argument("--size", type=int, help="input height = width (default: the variant's own)")
-    check.add_argument("--rtol", type=float, default=DEFAULT_RTOL, help="max error relative to each layer's scale")
+    check.add_argument("--rtol", type=float, help=f"max error relative to each layer's scale (default {DEFAULT_RTOL:.0e}; "
+                       "training mode: parity.train.TRAIN_RTOL)")
+    check.add_argument("--train-step", action="store_true",
+                       help="training parity: a forward pass with batch statistics, then SGD steps (dropout off)")
+    check.add_argument("--steps", type=int, default=2, help="with --train-step: SGD steps to take and compare")
     check.add_argument("--option", action="append", metavar="KEY=VALUE", help="build option, e.g. lrn=paper")
     check.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "port":
             return _port(args)
         return _check(args, parser)
-    except (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError, KeyError) as err:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError, KeyError) as err:
         message = str(err) if not isinstance(err, KeyError) else f"missing entry {err}"
         if getattr(args, "json", False):
             print(json.dumps({"ok": False, "error": message}))
@@ -176,27 +180,42 @@ def main(argv: list[str] | None = None) -> int:
 def _check(args, parser) -> int:
     import alexnet_torch
 
+    from parity.compare import DEFAULT_RTOL
+
     options = _options(args.option)
+    if args.train_step and (args.torch or args.keras or args.size):
+        parser.error("--train-step checks a seeded random model at the variant's own size: give --variant or --all")
     if args.torch or args.keras:
         if not (args.torch and args.keras):
             parser.error("check with files needs both --torch FILE and --keras FILE")
         reports = [
-            check_files(args.torch, args.keras, variant=args.variant, seed=args.seed, batch=args.batch,
-                        rtol=args.rtol, size=args.size, options=options)
+            check_files(args.torch, args.keras, variant=args.variant, seed=args.seed, batch=args.batch or 2,
+                        rtol=args.rtol or DEFAULT_RTOL, size=args.size, options=options)
         ]
     else:
         if not (args.variant or args.all):
             parser.error("give --variant NAME, --all, or --torch FILE --keras FILE")
         variants = alexnet_torch.VARIANTS if args.all else (args.variant,)
-        reports = [
-            check_variant(v, seed=args.seed, batch=args.batch, rtol=args.rtol, size=args.size, options=options)
-            for v in variants
-        ]
+        if args.train_step:
+            reports = [_train_step(v, args, options) for v in variants]
+        else:
+            reports = [
+                check_variant(v, seed=args.seed, batch=args.batch or 2, rtol=args.rtol or DEFAULT_RTOL,
+                              size=args.size, options=options)
+                for v in variants
+            ]
     if args.json:
         print(json.dumps({"ok": all(r.ok for r in reports), "reports": [r.to_dict() for r in reports]}, indent=1))
     else:
         print("\n\n".join(str(r) for r in reports))
     return EXIT_OK if all(r.ok for r in reports) else EXIT_DIFFER
+
+
+def _train_step(variant: str, args, options: dict):
+    from parity.train import TRAIN_RTOL, check_train_step
+
+    return check_train_step(variant, seed=args.seed, batch=args.batch or 8, steps=args.steps,
+                            rtol=args.rtol or TRAIN_RTOL, options=options)
 
 
 def _port(args) -> int:

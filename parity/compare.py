@@ -138,7 +138,7 @@ def _torch_layer_outputs(module, x: np.ndarray) -> list[tuple[str, str, int, np.
     return [(n, k, p, o.double().numpy()) for n, k, p, o in records]
 
 
-def _keras_layer_outputs(model, x_nchw: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
+def _keras_layer_outputs(model, x_nchw: np.ndarray, training: bool = False) -> list[tuple[str, str, np.ndarray]]:
     import keras
 
     layers = [
@@ -148,7 +148,7 @@ def _keras_layer_outputs(model, x_nchw: np.ndarray) -> list[tuple[str, str, np.n
         if not isinstance(layer, (keras.layers.InputLayer, keras.layers.Flatten, keras.layers.ZeroPadding2D))
     ]
     probe = keras.Model(model.inputs[0], [layer.output for layer in layers])
-    outs = probe(np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)), training=False)
+    outs = probe(np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)), training=training)
     result = []
     for layer, out in zip(layers, outs):
         out = keras.ops.convert_to_numpy(out).astype(np.float64)
@@ -168,11 +168,16 @@ def _errors(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return max_abs, (max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else math.inf))
 
 
-def compare(torch_model, keras_model, x, *, rtol: float = DEFAULT_RTOL, reference: bool = False, variant=None) -> ParityReport:
+def compare(
+    torch_model, keras_model, x, *, rtol: float = DEFAULT_RTOL, reference: bool = False, variant=None, training: bool = False
+) -> ParityReport:
     """Compare every layer of ``torch_model`` and ``keras_model`` on ``x``, a float32 NCHW batch.
 
-    Both models are run in inference mode. ``reference=True`` adds each framework's error against
-    a float64 run of the torch model (same weights), relative to each layer's scale.
+    Both models are run in inference mode, or with ``training=True`` in training mode: BatchNorm
+    normalizes with batch statistics and updates its moving statistics, as a training forward pass
+    does (build the models with dropout 0, or dropout makes the two differ at random).
+    ``reference=True`` adds each framework's error against a float64 run of the torch model (same
+    weights), relative to each layer's scale.
     """
     from parity.models import keras_variant
 
@@ -180,15 +185,15 @@ def compare(torch_model, keras_model, x, *, rtol: float = DEFAULT_RTOL, referenc
     if x.ndim != 4:
         raise ValueError(f"x must be an NCHW batch (N, C, H, W); found shape {x.shape}")
     was_training = torch_model.training
-    torch_model.eval()
+    torch_model.train(training)
     try:
-        t_out = _torch_layer_outputs(torch_model, x)
         f64 = None
-        if reference:
+        if reference:  # before the fp32 run, which in training mode moves the BatchNorm statistics
             f64 = _torch_layer_outputs(copy.deepcopy(torch_model).double(), x.astype(np.float64))
+        t_out = _torch_layer_outputs(torch_model, x)
     finally:
         torch_model.train(was_training)
-    k_out = _keras_layer_outputs(keras_model, x)
+    k_out = _keras_layer_outputs(keras_model, x, training)
     if len(t_out) != len(k_out):
         raise ValueError(
             f"the two models do not line up: torch ran {len(t_out)} layers "

@@ -5,6 +5,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import logging  # noqa: E402
 
+import alexnet_torch  # noqa: E402,F401  (loads triton before any test imports TensorFlow: alexnet_torch/_triton.py)
+
 import pytest  # noqa: E402
 
 logging.getLogger("tensorflow").setLevel(logging.ERROR)

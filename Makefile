@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: demo test install clean
+.PHONY: demo test bench install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(PY):
 # Reinstall when the dependency list changes. torch comes from this machine's disk when it has it.
 $(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[all,test]' -c constraints.txt
+	$(PY) -m pip install --quiet -e '.[all,test,bench]' -c constraints.txt
 	touch $@
 
 install: $(STAMP)
@@ -23,6 +23,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Every variant in both frameworks, every mode; about ten minutes on two cores. Replaces
+# docs/assets/benchmarks.{json,png}. BENCH_ARGS=--quick for a two-minute run.
+bench: $(STAMP)
+	$(PY) -m benchmarks.run --force $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

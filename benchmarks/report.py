@@ -32,7 +32,7 @@ def table(results: dict) -> str:
             _cell(big and big["images_per_s"], ".1f"),
             _cell(big and big["gflops"], ".0f"),
             _cell(big and big["sgemm_share"], ".2f"),
-            _cell(big and big["weight_gbps"], ".1f"),
+            _cell(big and big["weight_gbps"], ".2f"),
             _cell(big and big["copy_share"], ".2f"),
             _cell(big and big["peak_mib"], ".0f"),
         ])
@@ -92,8 +92,7 @@ def write_chart(results: dict, path, *, before: dict | None = None, overwrite: b
     ax.set_yticks(list(ys), labels)
     ax.invert_yaxis()
     big = max(r["batch"] for r in results["rows"])
-    m = results["machine"]
-    ax.set_xlabel(f"share of a 4096x4096 fp32 sgemm ({m['sgemm_gflops']:.0f} GFLOP/s), batch {big}")
+    ax.set_xlabel(f"share of a 4096x4096 fp32 sgemm run just before each bar, batch {big}")
     ax.set_title("AlexNet inference, fp32, CPU (* = the user's default path)")
     ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()

@@ -34,7 +34,7 @@ def _jit_by_default() -> bool:
     """XLA for ``predict``/``fit`` on the TensorFlow backend, CPU included.
 
     Keras's ``jit_compile="auto"`` turns XLA off on machines without a GPU, yet compiled this
-    network predicts about twice as fast on CPU (measured in docs/benchmarks.md), and its grouped
+    network predicts about 1.8x faster on CPU (docs/benchmarks.md), and its grouped
     convolutions run through XLA anyway. JAX always compiles; the torch backend's jit would mean
     ``torch.compile``, which is left to the user.
     """

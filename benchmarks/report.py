@@ -81,7 +81,7 @@ def write_chart(results: dict, path, *, before: dict | None = None, overwrite: b
     after = _bars(results)
     old = _bars(before) if before else {}
     labels = list(after)
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.4))
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(labels) + 1.8))
     ys = range(len(labels))
     h = 0.4 if old else 0.7
     if old:
@@ -93,8 +93,8 @@ def write_chart(results: dict, path, *, before: dict | None = None, overwrite: b
     ax.invert_yaxis()
     big = max(r["batch"] for r in results["rows"])
     ax.set_xlabel(f"share of a 4096x4096 fp32 sgemm run just before each bar, batch {big}")
-    ax.set_title("AlexNet inference, fp32, CPU (* = the user's default path)")
-    ax.legend(loc="lower right", fontsize="small")
+    ax.set_title("AlexNet inference, fp32, CPU (* = the user's default path)", pad=28)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, fontsize="small", frameon=False)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), overwrite=overwrite)
     plt.close(fig)

@@ -34,9 +34,9 @@ def _jit_by_default() -> bool:
     """XLA for ``predict``/``fit`` on the TensorFlow backend, CPU included.
 
     Keras's ``jit_compile="auto"`` turns XLA off on machines without a GPU, yet compiled this
-    network predicts about 1.8x faster on CPU (docs/benchmarks.md), and its grouped
-    convolutions run through XLA anyway. JAX always compiles; the torch backend's jit would mean
-    ``torch.compile``, which is left to the user.
+    network predicts faster on CPU (6 -> 11 img/s at batch 32 in one interleaved run; see
+    docs/benchmarks.md), and its grouped convolutions run through XLA anyway. JAX always
+    compiles; the torch backend's jit would mean ``torch.compile``, which is left to the user.
     """
     return keras.backend.backend() == "tensorflow"
 

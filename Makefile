@@ -10,7 +10,7 @@ export NO_MKDOCS_2_WARNING := 1
 GENERATED := docs/assets/generated
 MEASURED := $(wildcard alexnet_spec/*.py alexnet_torch/*.py alexnet_keras/*.py parity/*.py)
 
-.PHONY: demo test install browser docs docs-serve clean
+.PHONY: demo test bench install browser docs docs-serve clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(PY):
 # Reinstall when the dependency list changes. torch comes from this machine's disk when it has it.
 $(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[all,test,docs]' -c constraints.txt
+	$(PY) -m pip install --quiet -e '.[all,test,docs,bench]' -c constraints.txt
 	$(MAKE) --no-print-directory browser
 	touch $@
 
@@ -57,6 +57,11 @@ docs: $(GENERATED)/.pitfalls $(GENERATED)/.figures
 
 docs-serve: $(GENERATED)/.pitfalls $(GENERATED)/.figures
 	$(PY) -m mkdocs serve
+
+# Every variant in both frameworks, every mode; about ten minutes on two cores. Replaces
+# docs/assets/benchmarks.{json,png}. BENCH_ARGS=--quick for a two-minute run.
+bench: $(STAMP)
+	$(PY) -m benchmarks.run --force $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache site $(GENERATED)

@@ -12,12 +12,17 @@ from torch import nn
 from alexnet_spec import LRN_FLAVOURS, get_spec
 from alexnet_spec.variants import PAPER_INIT_ONE_BIAS, PAPER_INIT_STD
 from alexnet_torch._checks import check_input
+from alexnet_torch.layers import ChannelsLastOnCPU, LocalResponseNorm
 
 SPEC = get_spec("paper")
 
 
-class AlexNetPaper(nn.Module):
+class AlexNetPaper(ChannelsLastOnCPU, nn.Module):
     """AlexNet of Krizhevsky et al. (2012) for 227x227 RGB input.
+
+    Runs in channels_last memory on CPU whatever the input's layout, with a faster but exact
+    ``LocalResponseNorm`` (see ``alexnet_torch.layers``); shapes, keys and results are the
+    document's.
 
     Args:
         num_classes: size of the last layer.
@@ -53,7 +58,7 @@ class AlexNetPaper(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             if conv.lrn:
-                features.append(nn.LocalResponseNorm(norm.size, norm.alpha, norm.beta, norm.k))
+                features.append(LocalResponseNorm(norm.size, norm.alpha, norm.beta, norm.k))
             if conv.pool:
                 features.append(nn.MaxPool2d(SPEC.pool_size, SPEC.pool_stride))
             in_channels = conv.filters
@@ -71,11 +76,12 @@ class AlexNetPaper(nn.Module):
         self.options = {"lrn": lrn}
         if init == "paper":
             paper_init(self)
+        self.use_channels_last()
 
     # --8<-- [start:forward]
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, SPEC)
-        x = self.features(x)
+        x = self.features(self.fast_layout(x))
         x = torch.flatten(x, 1)  # not x.view(): works on channels_last tensors too
         return self.classifier(x)
     # --8<-- [end:forward]

@@ -4,7 +4,7 @@ import torch
 
 import alexnet_torch
 from alexnet_spec import LRN_FLAVOURS
-from tests.reference import DocumentAlexNet
+from tests.reference import DocumentAlexNet, rel_error, torch_float64
 
 
 def test_parameter_count_and_keys_match_the_document():
@@ -22,7 +22,12 @@ def test_a_document_checkpoint_loads_strictly_and_computes_the_same(tmp_path):
     ours.load_state_dict(doc.state_dict(), strict=True)
     x = torch.randn(2, 3, 227, 227)
     with torch.no_grad():
-        assert torch.equal(ours(x), doc(x))
+        ours_y, doc_y = ours(x).numpy(), doc(x).numpy()
+    # Our fast path (channels_last, banded-matmul LRN) rounds differently from the document's
+    # NCHW path; both must sit at fp32's floor against a float64 run of the same weights.
+    ref = torch_float64(doc, x.numpy())
+    assert rel_error(ref, doc_y) < 1e-6 and rel_error(ref, ours_y) < 1e-6
+    assert rel_error(doc_y, ours_y) < 1e-6
 
 
 def test_channels_last_input_works():

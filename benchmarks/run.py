@@ -1,0 +1,179 @@
+"""``python -m benchmarks.run``: every variant in both frameworks, every mode, one run.
+
+A full run takes about ten minutes on two cores; ``--quick`` takes two or three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+# torchvision before anything imports TensorFlow: torchvision pulls in triton, whose import
+# segfaults once TensorFlow is loaded (torch 2.14 / tensorflow 2.21, measured here).
+import torch  # noqa: E402, F401
+import torchvision  # noqa: E402, F401
+
+from benchmarks import machine, timing  # noqa: E402
+from benchmarks.flops import module_flops  # noqa: E402
+from benchmarks.modes import KERAS_MODES, TORCH_MODES  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TORCHVISION_SIZE = 224
+TORCHVISION_LABEL = "torchvision.models.alexnet"  # the outside baseline, not our variant
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def measure_modes(variant, modes, models, flops, params, shape, batches, budget) -> list[dict]:
+    """Time each mode at each batch size; peak memory is taken around each batch's whole run."""
+    from parity.randomize import random_batch
+
+    rows = []
+    for mode in modes:
+        for batch in batches:
+            x = random_batch((batch, *shape), seed=batch)
+            # the sgemm peak right before the run it is compared with: this machine is shared
+            local = machine.sgemm_gflops(reps=2) if batch == max(batches) else None
+            with machine.peak_memory() as mem:
+                call = mode.prepare(models[mode.framework], x)
+                t = timing.seconds_per_call(call, budget)
+                del call
+            images_per_s = batch / t["median"]
+            rows.append({
+                "variant": variant, "framework": mode.framework, "mode": mode.name, "default": mode.default,
+                "batch": batch, "seconds": t["median"], "best_seconds": t["best"], "reps": t["reps"],
+                "images_per_s": images_per_s, "gflops": images_per_s * flops / 1e9,
+                "weight_gbps": params * 4 / t["median"] / 1e9,
+                "peak_mib": mem["mib"], "local_sgemm_gflops": local,
+            })
+            print(f"  {variant:12s} {mode.framework:11s} {mode.name:14s} batch {batch:3d}: "
+                  f"{images_per_s:8.1f} img/s", flush=True)
+    return rows
+
+
+def bench_variant(variant: str, batches, budget, *, check: bool) -> tuple[list[dict], dict]:
+    import alexnet_torch
+    from parity import keras_to_torch, randomize_torch, torch_to_keras
+    from alexnet_spec import get_spec
+
+    spec = get_spec(variant)
+    module = randomize_torch(alexnet_torch.build(variant), seed=0).eval()
+    shape = spec.input_shape_nchw
+    flops = module_flops(module, shape)
+    params = sum(p.numel() for p in module.parameters())
+    seconds = {}
+    start = time.perf_counter()
+    keras_model = torch_to_keras(module)
+    seconds["port torch->keras"] = time.perf_counter() - start
+    start = time.perf_counter()
+    keras_to_torch(keras_model)
+    seconds["port keras->torch"] = time.perf_counter() - start
+    models = {"torch": module, "keras": keras_model}
+    rows = measure_modes(variant, TORCH_MODES + KERAS_MODES, models, flops, params, shape, batches, budget)
+    if check:
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "parity", "check", "--variant", variant],
+                              cwd=ROOT, capture_output=True, text=True)
+        seconds["alexnet-parity check"] = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"alexnet-parity check --variant {variant} failed:\n{done.stdout}{done.stderr}")
+    info = {"gflop_per_image": flops / 1e9, "params": params, "input_size": spec.input_size, "seconds": seconds}
+    return rows, info
+
+
+def bench_torchvision(batches, budget) -> tuple[list[dict], dict]:
+    """torchvision's own AlexNet, the outside baseline, in the same torch modes."""
+    module = torchvision.models.alexnet(weights=None).eval()
+    shape = (3, TORCHVISION_SIZE, TORCHVISION_SIZE)
+    flops = module_flops(module, shape)
+    params = sum(p.numel() for p in module.parameters())
+    rows = measure_modes(TORCHVISION_LABEL, TORCH_MODES, {"torch": module}, flops, params, shape, batches, budget)
+    return rows, {"gflop_per_image": flops / 1e9, "params": params, "input_size": TORCHVISION_SIZE}
+
+
+def run(variants, *, batches=(1, 32), budget=timing.FULL, check=True, sgemm_reps=5) -> dict:
+    import keras
+
+    sgemm = [machine.sgemm_gflops(sgemm_reps)]
+    copy = machine.copy_gbps(sgemm_reps)
+    print(f"sgemm {sgemm[0]:.0f} GFLOP/s, copy {copy:.1f} GB/s", flush=True)
+    rows, infos = [], {}
+    for variant in variants:
+        r, info = bench_variant(variant, batches, budget, check=check)
+        rows += r
+        infos[variant] = info
+    r, info = bench_torchvision(batches, budget)
+    rows += r
+    infos[TORCHVISION_LABEL] = info
+    sgemm.append(machine.sgemm_gflops(sgemm_reps))  # again at the end: the machine drifts
+    peak = max(sgemm)
+    for r in rows:
+        r["sgemm_share"] = r["gflops"] / (r["local_sgemm_gflops"] or peak)
+        r["copy_share"] = r["weight_gbps"] / copy
+    return {
+        "machine": {
+            "cpu": _cpu_name(), "threads": torch.get_num_threads(), "sgemm_gflops": peak,
+            "sgemm_runs": sgemm, "copy_gbps": copy, "python": platform.python_version(),
+            "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "keras": keras.__version__, "keras_backend": keras.backend.backend(),
+        },
+        "batches": list(batches),
+        "rows": rows,
+        "variants": infos,
+    }
+
+
+def main(argv=None) -> int:
+    import json
+
+    import alexnet_torch
+    from benchmarks import report
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", action="append", help="a variant (repeatable; default: all)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (two or three minutes)")
+    parser.add_argument("--no-check", action="store_true", help="skip timing alexnet-parity check")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "assets"), help="folder for NAME.json and NAME.png")
+    parser.add_argument("--name", default="benchmarks", help="file name stem (default: benchmarks)")
+    parser.add_argument("--before", metavar="JSON", help="an earlier run to draw beside this one")
+    parser.add_argument("--force", action="store_true", help="overwrite NAME.json / NAME.png")
+    args = parser.parse_args(argv)
+
+    variants = tuple(args.variant or alexnet_torch.VARIANTS)
+    out = Path(args.out)
+    targets = [out / f"{args.name}.json", out / f"{args.name}.png"]
+    existing = [str(p) for p in targets if p.exists()]
+    if existing and not args.force:
+        print(f"benchmarks: {', '.join(existing)} exist; pass --force to replace them or --name to "
+              "write others", file=sys.stderr)
+        return 2
+    budget = timing.QUICK if args.quick else timing.FULL
+    results = run(variants, budget=budget, check=not args.no_check, sgemm_reps=3 if args.quick else 5)
+    results["quick"] = args.quick
+    print(report.table(results))
+    report.write_json(results, targets[0], overwrite=args.force)
+    before = json.loads(Path(args.before).read_text()) if args.before else None
+    report.write_chart(results, targets[1], before=before, overwrite=args.force)
+    print(f"wrote {targets[0]} and {targets[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The benchmark code, not the speed: FLOPs counted from shapes, and the pieces of a run on tiny
+repetitions. No time is asserted (speed is never a test here)."""
+
+import json
+
+import pytest
+import torch
+
+import alexnet_torch
+from alexnet_spec import VARIANTS, get_spec
+from benchmarks import machine, report, timing
+from benchmarks.flops import module_flops, spec_flops
+from benchmarks.modes import TORCH_MODES
+from benchmarks.run import measure_modes
+
+
+def test_flops_of_paper_and_torchvision_from_their_shapes():
+    spec = get_spec("paper")
+    assert spec_flops(spec) == module_flops(alexnet_torch.build("paper"), spec.input_shape_nchw)
+    assert round(spec_flops(spec) / 1e9, 3) == 1.449  # pitfalls.md, counted independently
+    import torchvision
+
+    assert round(module_flops(torchvision.models.alexnet(), (3, 224, 224)) / 1e9, 3) == 1.428
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variants_two_counts_agree_or_the_spec_count_says_why(variant):
+    spec = get_spec(variant)
+    counted = module_flops(alexnet_torch.build(variant), spec.input_shape_nchw)
+    try:
+        assert spec_flops(spec) == counted
+    except ValueError as err:  # a geometry spec_flops does not model: it must say so
+        assert "module_flops" in str(err)
+
+
+def test_spec_count_refuses_a_geometry_it_does_not_reach():
+    import dataclasses
+
+    wrong = dataclasses.replace(get_spec("paper"), input_size=224)
+    with pytest.raises(ValueError, match="spec says"):
+        spec_flops(wrong)
+
+
+def test_machine_probes_return_positive_rates():
+    assert machine.sgemm_gflops(reps=1, n=256) > 0
+    assert machine.copy_gbps(reps=1, mib=8) > 0
+    with machine.peak_memory() as mem:
+        block = torch.ones(32 * 2**20 // 4)  # 32 MiB, touched
+        block += 1
+    assert mem["mib"] is None or mem["mib"] >= 16
+
+
+def test_a_tiny_run_makes_a_table_json_and_chart(tmp_path):
+    module = alexnet_torch.build("paper").eval()
+    spec = get_spec("paper")
+    rows = measure_modes("paper", TORCH_MODES[:1], {"torch": module}, 1.449e9, 60_965_224,
+                         spec.input_shape_nchw, (1, 2), timing.SMOKE)
+    for r in rows:
+        r["sgemm_share"] = r["gflops"] / 100.0
+        r["copy_share"] = r["weight_gbps"] / 10.0
+    results = {
+        "machine": {"cpu": "test", "threads": 1, "sgemm_gflops": 100.0, "sgemm_runs": [100.0, 90.0],
+                    "copy_gbps": 10.0},
+        "batches": [1, 2], "rows": rows,
+        "variants": {"paper": {"gflop_per_image": 1.449, "params": 60_965_224, "input_size": 227}},
+    }
+    text = report.table(results)
+    assert "paper" in text and "eager NCHW *" in text and "1.449 GFLOP/image" in text
+    report.write_json(results, tmp_path / "b.json", overwrite=False)
+    assert json.loads((tmp_path / "b.json").read_text())["rows"][0]["batch"] == 1
+    pytest.importorskip("matplotlib")
+    report.write_chart(results, tmp_path / "b.png", before=results, overwrite=False)
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(FileExistsError):
+        report.write_chart(results, tmp_path / "b.png", overwrite=False)
+
+
+def test_the_cli_refuses_to_overwrite_results(tmp_path, capsys):
+    from benchmarks.run import main
+
+    (tmp_path / "benchmarks.json").write_text("{}")
+    assert main(["--out", str(tmp_path)]) == 2
+    assert "--force" in capsys.readouterr().err

@@ -17,22 +17,20 @@ from alexnet_keras.paper import AlexNetPaper
 from alexnet_keras.preprocessing import decode_predictions, load_image, preprocess_input
 from alexnet_keras.weights import load_weights, save_weights
 from alexnet_spec import VARIANTS as _SPEC_VARIANTS
+from alexnet_spec.variants import build_variant
 
 _BUILDERS = {
     "paper": AlexNetPaper,
     "cifar": AlexNetCifar,
     "torchvision": alexnet_torchvision,
 }
-VARIANTS: tuple[str, ...] = tuple(v for v in _SPEC_VARIANTS if v in _BUILDERS)
+VARIANTS: tuple[str, ...] = _SPEC_VARIANTS
+assert set(_BUILDERS) == set(VARIANTS), "every variant in alexnet_spec needs a builder here"
 
 
 def build(variant: str, num_classes: int | None = None, **options) -> keras.Model:
     """A freshly built ``variant`` (random initialization unless ``weights=`` is given)."""
-    if variant not in _BUILDERS:
-        raise ValueError(f"unknown AlexNet variant {variant!r}; expected one of {', '.join(map(repr, VARIANTS))}")
-    if num_classes is not None:
-        options["num_classes"] = num_classes
-    return _BUILDERS[variant](**options)
+    return build_variant(_BUILDERS, variant, num_classes, options)
 
 
 __all__ = [

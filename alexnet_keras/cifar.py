@@ -36,6 +36,7 @@ def AlexNetCifar(
     """
     if not isinstance(logits, bool):
         raise TypeError(f"logits must be True or False; found {logits!r}")
+    # --8<-- [start:layers]
     bn = SPEC.batchnorm
 
     def norm(x, name):
@@ -60,6 +61,7 @@ def AlexNetCifar(
     outputs = norm(x, "predictions")
     if not logits:
         outputs = layers.Activation("softmax", name="predictions_softmax")(outputs)
+    # --8<-- [end:layers]
 
     model = AlexNetModel(inputs, outputs, name=name, variant="cifar", options={"logits": logits})
     if weights is not None:

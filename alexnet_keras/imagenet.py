@@ -117,6 +117,7 @@ def AlexNet(
     else:
         img_input = input_tensor
 
+    # --8<-- [start:layers]
     x = img_input
     for conv in SPEC.convs:
         i = conv.name.removeprefix("conv")
@@ -136,6 +137,7 @@ def AlexNet(
             x = layers.Dense(units, name=f"fc{j}")(x)
             x = layers.ReLU(name=f"fc{j}_relu")(x)
         x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    # --8<-- [end:layers]
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":

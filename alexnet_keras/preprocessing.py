@@ -15,6 +15,7 @@ from alexnet_spec import imagenet as _imagenet
 from alexnet_spec import images as _images
 
 
+# --8<-- [start:preprocess]
 def preprocess_input(x):
     """0..255 RGB, channels last (a numpy array or a tensor), to the network's input (float32)."""
     if isinstance(x, np.ndarray) or np.isscalar(x) or isinstance(x, (list, tuple)):
@@ -25,6 +26,7 @@ def preprocess_input(x):
     mean = ops.convert_to_tensor(np.asarray(_imagenet.MEAN, np.float32))
     std = ops.convert_to_tensor(np.asarray(_imagenet.STD, np.float32))
     return (x / 255.0 - mean) / std
+# --8<-- [end:preprocess]
 
 
 def load_image(source, variant: str = "torchvision") -> np.ndarray:

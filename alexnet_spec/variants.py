@@ -133,6 +133,7 @@ PAPER = VariantSpec(
 )
 # --8<-- [end:paper-spec]
 
+# --8<-- [start:torchvision-spec]
 TORCHVISION = VariantSpec(
     name="torchvision",
     input_size=224,
@@ -164,7 +165,9 @@ TORCHVISION = VariantSpec(
         "Dropout before each hidden fully connected layer."
     ),
 )
+# --8<-- [end:torchvision-spec]
 
+# --8<-- [start:cifar-spec]
 CIFAR = VariantSpec(
     name="cifar",
     input_size=32,
@@ -197,6 +200,7 @@ CIFAR = VariantSpec(
         "10 classes and a softmax output."
     ),
 )
+# --8<-- [end:cifar-spec]
 
 # The registry: a new variant adds its spec here, and its port table in tables.py.
 _SPECS: dict[str, VariantSpec] = {"paper": PAPER, "cifar": CIFAR, "torchvision": TORCHVISION}
@@ -215,3 +219,12 @@ def get_spec(variant: str) -> VariantSpec:
         raise ValueError(
             f"unknown AlexNet variant {variant!r}; expected one of {', '.join(map(repr, VARIANTS))}"
         ) from None
+
+
+def build_variant(builders: dict, variant: str, num_classes: int | None, options: dict):
+    """The body of both frameworks' ``build()``: a clear error for an unknown name, then the
+    variant's own builder, with ``num_classes`` among its options when given."""
+    get_spec(variant)
+    if num_classes is not None:
+        options["num_classes"] = num_classes
+    return builders[variant](**options)

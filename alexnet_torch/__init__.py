@@ -13,6 +13,7 @@ keep_triton_safe()  # before torch: see _triton.py
 from torch import nn  # noqa: E402
 
 from alexnet_spec import VARIANTS as _SPEC_VARIANTS  # noqa: E402
+from alexnet_spec.variants import build_variant  # noqa: E402
 from alexnet_torch.cifar import AlexNetCifar, alexnet_cifar  # noqa: E402
 from alexnet_torch.imagenet import AlexNetTorchvision, alexnet_torchvision  # noqa: E402
 from alexnet_torch.paper import AlexNetPaper, alexnet_paper  # noqa: E402
@@ -24,16 +25,13 @@ _BUILDERS = {
     "cifar": alexnet_cifar,
     "torchvision": alexnet_torchvision,
 }
-VARIANTS: tuple[str, ...] = tuple(v for v in _SPEC_VARIANTS if v in _BUILDERS)
+VARIANTS: tuple[str, ...] = _SPEC_VARIANTS
+assert set(_BUILDERS) == set(VARIANTS), "every variant in alexnet_spec needs a builder here"
 
 
 def build(variant: str, num_classes: int | None = None, **options) -> nn.Module:
     """A freshly built ``variant`` (random initialization unless ``weights=`` is given)."""
-    if variant not in _BUILDERS:
-        raise ValueError(f"unknown AlexNet variant {variant!r}; expected one of {', '.join(map(repr, VARIANTS))}")
-    if num_classes is not None:
-        options["num_classes"] = num_classes
-    return _BUILDERS[variant](**options)
+    return build_variant(_BUILDERS, variant, num_classes, options)
 
 
 __all__ = [

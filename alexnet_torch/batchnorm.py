@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# --8<-- [start:biased]
 class _BiasedRunningVariance:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and self.track_running_stats):
@@ -29,6 +30,7 @@ class _BiasedRunningVariance:
             self.running_mean.lerp_(x.mean(axes), m)  # (1 - m) * running + m * batch
             self.running_var.lerp_(x.var(axes, unbiased=False), m)  # biased, as Keras
         return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+# --8<-- [end:biased]
 
 
 class BatchNorm1dKeras(_BiasedRunningVariance, nn.BatchNorm1d):

@@ -36,6 +36,7 @@ class AlexNetCifar(nn.Module):
         super().__init__()
         if not isinstance(logits, bool):
             raise TypeError(f"logits must be True or False; found {logits!r}")
+        # --8<-- [start:layers]
         bn = SPEC.batchnorm
         norm = dict(eps=bn.epsilon, momentum=bn.torch_momentum)
         features: list[nn.Module] = []
@@ -61,6 +62,7 @@ class AlexNetCifar(nn.Module):
         if not logits:
             classifier.append(nn.Softmax(dim=1))
         self.classifier = nn.Sequential(*classifier)
+        # --8<-- [end:layers]
         self.options = {"logits": logits}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# --8<-- [start:same]
 def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
     """(before, after) padding of one axis under TensorFlow's SAME rule."""
     out = math.ceil(size / stride)
@@ -44,6 +45,7 @@ class Conv2dSame(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(pad_same(x, self.kernel_size, self.stride, self.dilation), self.weight, self.bias)
+# --8<-- [end:same]
 
 
 class MaxPool2dSame(nn.MaxPool2d):

@@ -16,6 +16,7 @@ from alexnet_spec import imagenet as _imagenet
 from alexnet_spec.images import open_rgb
 
 
+# --8<-- [start:transforms]
 def transforms(variant: str = "torchvision") -> torch.nn.Module:
     """The preprocessing for ``variant``: torchvision's enum transforms; the same recipe cropped to
     the variant's input size otherwise (227 for ``paper``)."""
@@ -23,6 +24,7 @@ def transforms(variant: str = "torchvision") -> torch.nn.Module:
         return AlexNet_Weights.IMAGENET1K_V1.transforms()
     spec = get_spec(variant)
     return ImageClassification(crop_size=spec.input_size, resize_size=_imagenet.RESIZE_SIZE)
+# --8<-- [end:transforms]
 
 
 def load_image(source, variant: str = "torchvision") -> torch.Tensor:

@@ -232,6 +232,7 @@ def check_train_step(
 # --- one framework's training step each --------------------------------------------------------
 
 
+# --8<-- [start:torch-step]
 def _torch_trainer(module, probabilities, lr, momentum, weight_decay, decay):
     import torch
     import torch.nn.functional as F
@@ -259,8 +260,10 @@ def _torch_trainer(module, probabilities, lr, momentum, weight_decay, decay):
         return loss.item()
 
     return step
+# --8<-- [end:torch-step]
 
 
+# --8<-- [start:keras-step]
 def _keras_trainer(model, probabilities, lr, momentum, weight_decay):
     import keras
     from keras import ops
@@ -283,6 +286,7 @@ def _keras_trainer(model, probabilities, lr, momentum, weight_decay):
         return float(model.train_on_batch(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), y))
 
     return step
+# --8<-- [end:keras-step]
 
 
 def _synchronize(table, t64, t32, keras_model) -> None:

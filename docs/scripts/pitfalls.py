@@ -180,28 +180,33 @@ def input_size_rows(module) -> list[Row]:
 
 
 def same_padding_rows() -> list[Row]:
-    """conv1 of the source document's Keras network (the 'cifar' variant, added on another branch):
-    96 filters, 11x11, stride 4, padding='same', 32x32x3 input."""
+    """conv1 of the source document's Keras network (the 'cifar' variant): padding='same' at
+    stride 4 on its 32x32x3 input, against what a PyTorch port might write instead."""
     import keras
     import torch
 
+    from alexnet_spec import get_spec
+    from alexnet_torch.padding import same_padding
+
+    spec = get_spec("cifar")
+    conv1 = spec.convs[0]
+    size, stride = spec.input_size, conv1.stride
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 32, 32, 3)).astype(np.float32)
-    conv = keras.layers.Conv2D(96, 11, strides=4, padding="same")
+    x = rng.standard_normal((2, size, size, spec.channels)).astype(np.float32)
+    conv = keras.layers.Conv2D(conv1.filters, conv1.kernel, strides=stride, padding="same")
     ref = keras.ops.convert_to_numpy(conv(x)).transpose(0, 3, 1, 2)
     kernel, bias = (keras.ops.convert_to_numpy(w) for w in conv.weights)
     w = torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy())
     b = torch.from_numpy(bias)
     xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
     F = torch.nn.functional
-    # TF SAME: total padding (ceil(32/4) - 1) * 4 + 11 - 32 = 7, split 3 before and 4 after.
-    total = max((-(-32 // 4) - 1) * 4 + 11 - 32, 0)
-    before, after = total // 2, total - total // 2
+    # TF SAME at 32, kernel 11, stride 4: total padding 7, split 3 before and 4 after.
+    before, after = same_padding(size, conv1.kernel, stride)
     with torch.no_grad():
-        symmetric = F.conv2d(xt, w, b, stride=4, padding=after).numpy()
-        tf_same = F.conv2d(F.pad(xt, (before, after, before, after)), w, b, stride=4).numpy()
+        symmetric = F.conv2d(xt, w, b, stride=stride, padding=after).numpy()
+        tf_same = F.conv2d(F.pad(xt, (before, after, before, after)), w, b, stride=stride).numpy()
         try:
-            F.conv2d(xt, w, b, stride=4, padding="same")
+            F.conv2d(xt, w, b, stride=stride, padding="same")
             refused = "runs"
         except RuntimeError as err:
             refused = first_line(err)

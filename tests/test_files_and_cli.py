@@ -70,7 +70,8 @@ def test_port_between_formats(saved, tmp_path, src, dst, capsys, paper_torch):
     assert "wrote" in capsys.readouterr().out
     record = files.read(tmp_path / dst)
     np.testing.assert_array_equal(record.state["classifier.0.weight"], paper_torch.classifier[0].weight.detach().numpy())
-    assert [p.name for p in tmp_path.iterdir()] == [dst]  # no temporary file left behind
+    # the file and its sha256 sidecar; no temporary file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [dst, f"{dst}.sha256"]
 
 
 def test_port_refuses_to_overwrite_without_force(saved, tmp_path, capsys):

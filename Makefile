@@ -19,7 +19,6 @@ $(PY):
 $(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[all,test,docs,bench]' -c constraints.txt
-	$(MAKE) --no-print-directory browser
 	touch $@
 
 # The docs test opens pages in headless Chromium (Debian's package; CI runs as root).
@@ -41,7 +40,7 @@ demo: $(STAMP)
 	$(PY) -m parity.demo
 	$(PY) -m parity check --variant cifar --train-step
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 $(GENERATED)/.pitfalls: docs/scripts/pitfalls.py $(MEASURED) | $(STAMP)

@@ -18,21 +18,13 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from alexnet_keras.layers import keras_padding
 from alexnet_keras.model import AlexNetModel
-from alexnet_spec import Conv, get_spec
+from alexnet_spec import get_spec
 from alexnet_spec.imagenet import IMAGENET1K_V1, keras_cache_dir
 
 SPEC = get_spec("torchvision")
 WEIGHTS = IMAGENET1K_V1
-
-
-def _padding(conv: Conv) -> tuple[int, str]:
-    """(explicit zero padding, Keras padding mode) reproducing PyTorch's symmetric padding."""
-    if conv.padding == 0:
-        return 0, "valid"
-    if conv.stride == 1 and 2 * conv.padding == conv.kernel - 1:
-        return 0, "same"
-    return conv.padding, "valid"
 
 
 def _input_shape(input_shape, include_top: bool) -> tuple:
@@ -121,7 +113,7 @@ def AlexNet(
     x = img_input
     for conv in SPEC.convs:
         i = conv.name.removeprefix("conv")
-        pad, mode = _padding(conv)
+        pad, mode = keras_padding(conv)
         if pad:
             x = layers.ZeroPadding2D(pad, name=f"{conv.name}_pad")(x)
         x = layers.Conv2D(conv.filters, conv.kernel, strides=conv.stride, padding=mode, name=conv.name)(x)

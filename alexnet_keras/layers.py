@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from alexnet_spec import Conv
+
 
 @keras.saving.register_keras_serializable(package="alexnet_keras")
 class LocalResponseNormalization(keras.layers.Layer):
@@ -44,3 +46,16 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k, "axis": self.axis}
+
+
+# --8<-- [start:padding]
+def keras_padding(conv: Conv) -> tuple[int, str]:
+    """PyTorch's symmetric padding as (explicit zero padding, Keras padding mode): 0 is 'valid',
+    (k-1)/2 at stride 1 is 'same'; anything else needs a ZeroPadding2D before a 'valid' conv,
+    because Keras's 'same' at stride > 1 pads TensorFlow's way (the odd pixel bottom/right)."""
+    if conv.padding == 0:
+        return 0, "valid"
+    if conv.padding == "same" or (conv.stride == 1 and 2 * conv.padding == conv.kernel - 1):
+        return 0, "same"
+    return conv.padding, "valid"
+# --8<-- [end:padding]

@@ -9,23 +9,12 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from alexnet_keras.layers import LocalResponseNormalization
+from alexnet_keras.layers import LocalResponseNormalization, keras_padding
 from alexnet_keras.model import AlexNetModel
-from alexnet_spec import LRN_FLAVOURS, Conv, get_spec
+from alexnet_spec import LRN_FLAVOURS, get_spec
 from alexnet_spec.variants import PAPER_INIT_ONE_BIAS, PAPER_INIT_STD
 
 SPEC = get_spec("paper")
-
-
-# --8<-- [start:padding]
-def keras_padding(conv: Conv) -> str:
-    """PyTorch's symmetric padding as Keras's: 0 is 'valid'; (k-1)/2 at stride 1 is 'same'."""
-    if conv.padding in (0, "valid"):
-        return "valid"
-    if conv.padding == "same" or (conv.stride == 1 and 2 * conv.padding == conv.kernel - 1):
-        return "same"
-    raise ValueError(f"{conv.name}: padding {conv.padding} at stride {conv.stride} has no Keras equivalent")
-# --8<-- [end:padding]
 
 
 def _initializers(name: str, init: str) -> dict:
@@ -69,11 +58,14 @@ def AlexNetPaper(
     x = inputs
     for conv in SPEC.convs:
         i = conv.name.removeprefix("conv")
+        pad, mode = keras_padding(conv)
+        if pad:
+            x = layers.ZeroPadding2D(pad, name=f"{conv.name}_pad")(x)
         x = layers.Conv2D(
             conv.filters,
             conv.kernel,
             strides=conv.stride,
-            padding=keras_padding(conv),
+            padding=mode,
             groups=conv.groups,
             name=conv.name,
             **_initializers(conv.name, init),

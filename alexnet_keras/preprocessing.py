@@ -36,7 +36,12 @@ def load_image(source, variant: str = "torchvision") -> np.ndarray:
     minimum size are those of ``alexnet_spec.images.open_rgb``.
     """
     spec = get_spec(variant)
-    return _images.load_image(source, crop_size=spec.input_size, min_size=spec.min_input_size)
+    return _images.load_image(
+        source,
+        resize_size=_imagenet.resize_size_for(spec.input_size),
+        crop_size=spec.input_size,
+        min_size=spec.min_input_size,
+    )
 
 
 def decode_predictions(preds, top: int = 5) -> list[list[tuple[int, str, float]]]:

@@ -46,9 +46,11 @@ def load_weights(model: keras.Model, path: str | os.PathLike) -> keras.Model:
         table = get_table(ex.variant)
         return set_layer_weights(model, torch_to_keras(table, ex.state, expected_shapes(model)))
     if path.name.endswith(".weights.h5"):
+        before = model.get_weights()  # Keras assigns what fits before it raises: undo a partial load
         try:
             model.load_weights(path)
         except Exception as err:  # h5py and Keras raise many types for foreign or truncated files
+            model.set_weights(before)
             raise ValueError(
                 f"{path} could not be loaded into {model.name} ({str(err).splitlines()[0]}). It may be "
                 "truncated, or saved from another variant or num_classes."

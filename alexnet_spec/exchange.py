@@ -64,5 +64,10 @@ def load(path: str | os.PathLike) -> Exchange:
         options = json.loads(metadata.get("options", "{}"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: its 'options' metadata is not JSON ({err})") from err
-    return Exchange(state=state, variant=metadata.get("variant", ""), options=options)
+    from alexnet_spec.variants import check_options
+
+    variant = metadata["variant"]
+    if not isinstance(options, dict):
+        raise ValueError(f"{path}: its 'options' metadata must be a JSON object; found {options!r}")
+    return Exchange(state=state, variant=variant, options=check_options(variant, options))
 

@@ -30,6 +30,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, overw
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        from alexnet_spec.checksum import SUFFIX, sidecar
+
+        if overwrite and not path.name.endswith(SUFFIX) and sidecar(path).is_file():
+            sidecar(path).unlink()  # it described the old content; writers that keep one write it anew
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -23,6 +23,12 @@ RESIZE_SIZE = 256  # shorter side, bilinear with antialiasing
 CROP_SIZE = 224  # center crop
 
 
+def resize_size_for(crop_size: int) -> int:
+    """The shorter side to resize to before a center crop of ``crop_size``: ImageNet's 256/224
+    ratio, so 256 for 224, 259 for paper's 227 and 37 for cifar's 32 (not a 32x32 patch of 256)."""
+    return round(RESIZE_SIZE * crop_size / CROP_SIZE)
+
+
 @dataclass(frozen=True)
 class PretrainedWeights:
     """One set of published weights, with every number a user needs to reproduce it."""

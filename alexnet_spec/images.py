@@ -54,14 +54,16 @@ def open_rgb(source, *, min_size: int | None = None):
     if mode == "P" and "transparency" in image.info:
         image, mode = image.convert("RGBA"), "RGBA"
     if mode in ALPHA_MODES:
-        alpha = np.asarray(image.getchannel("A"))
+        alpha = np.asarray(image.getchannel(image.getbands()[-1]))  # "A", or "a" in La / RGBa
         if alpha.min() < 255:
             raise ImageError(
                 f"{name} has transparency (mode {mode}, {int((alpha < 255).sum())} pixels not opaque); "
                 "the network needs opaque RGB. Flatten it onto a background first, e.g. "
                 "Image.alpha_composite(Image.new('RGBA', im.size, 'white'), im).convert('RGB')."
             )
-        image = image.convert("RGB")
+        # Opaque, so premultiplied equals straight alpha; PIL converts La/RGBa only to their
+        # straight modes.
+        image = image.convert({"La": "LA", "RGBa": "RGBA"}.get(mode, mode)).convert("RGB")
     elif mode in CONVERTED_MODES:
         image = image.convert("RGB")
     elif mode != "RGB":

@@ -78,6 +78,7 @@ class VariantSpec:
     min_input_size: int | None = None  # None: exactly input_size; else any size at least this
     adaptive_pool: tuple[int, int] | None = None  # average-pool the features to (H, W) before the FCs
     dropout_before_dense: bool = False  # torchvision: Dropout precedes each hidden FC, not follows
+    portable_options: tuple[str, ...] = ()  # build options weights cannot tell, kept in files
     size_hint: str = ""  # what to do when an input has the wrong size
     notes: str = ""
     pool_padding: int | str = 0  # like Conv.padding: symmetric zeros (an int) or TensorFlow "same"
@@ -121,6 +122,7 @@ PAPER = VariantSpec(
     hidden_units=(4096, 4096),
     dropout=0.5,
     feature_shape=(256, 6, 6),
+    portable_options=("lrn",),
     size_hint=(
         "conv1 has no padding, so only 227x227 reaches the 6x6x256 map the classifier reads. "
         "Resize or crop to 227x227, or use the 'torchvision' variant for 224x224 images."
@@ -188,6 +190,7 @@ CIFAR = VariantSpec(
     feature_shape=(256, 1, 1),
     batchnorm=BatchNormParams(epsilon=1e-3, momentum=0.99),
     softmax=True,
+    portable_options=("logits",),
     size_hint=(
         "The network is built for 32x32 images (CIFAR-10): its stride-4 conv1 and three 2x2 pools "
         "bring 32x32 down to the 1x1x256 map that fc1 reads, and any other size gives a map fc1 "
@@ -228,3 +231,17 @@ def build_variant(builders: dict, variant: str, num_classes: int | None, options
     if num_classes is not None:
         options["num_classes"] = num_classes
     return builders[variant](**options)
+
+
+def check_options(variant: str, options: dict) -> dict:
+    """``options`` read from a file or a model config, refused unless each is one this variant
+    keeps (``portable_options``) with a plain value: a file must not choose what else gets loaded."""
+    allowed = get_spec(variant).portable_options
+    for key, value in options.items():
+        if key not in allowed or not isinstance(value, (str, bool, int, float)):
+            raise ValueError(
+                f"option {key}={value!r} is not one the {variant!r} AlexNet keeps with its weights; "
+                f"expected only {list(allowed) or 'none'}. The file or model config is not one of ours, "
+                "or was altered."
+            )
+    return options

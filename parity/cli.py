@@ -53,9 +53,9 @@ def check_variant(variant: str, *, seed: int = 0, batch: int = 2, rtol: float, s
     start = time.perf_counter()
     back = keras_to_torch(keras_model)
     to_torch_s = time.perf_counter() - start
-    exact = all(
-        a.shape == b.shape and bool((a == b).all())
-        for a, b in zip(module.state_dict().values(), back.state_dict().values())
+    before, after = module.state_dict(), back.state_dict()
+    exact = list(before) == list(after) and all(
+        before[k].shape == after[k].shape and bool((before[k] == after[k]).all()) for k in before
     )
     report = compare(module, keras_model, _input_batch(variant, batch, seed + 1, size), rtol=rtol, reference=True)
     report.notes.append(
@@ -70,23 +70,15 @@ def check_variant(variant: str, *, seed: int = 0, batch: int = 2, rtol: float, s
 def check_files(torch_path, keras_path, *, variant=None, seed=0, batch=2, rtol, size=None, options=None):
     """A user's PyTorch checkpoint against a user's Keras file."""
     import alexnet_keras
-    import alexnet_torch
     from parity import files
     from parity.compare import compare
 
     record = files.read(torch_path, variant, options)
-    from alexnet_spec.port import num_classes_of_torch
-    from alexnet_spec.tables import get_table
-
-    num_classes = num_classes_of_torch(get_table(record.variant), record.state)
-    module = alexnet_torch.build(record.variant, num_classes=num_classes, **record.options)
-    import torch
-
-    alexnet_torch.load_state(module, {k: torch.from_numpy(v.copy()) for k, v in record.state.items()}, source=str(torch_path))
+    module = files.torch_model(record)
     if files.format_of(keras_path) == ".keras":
         keras_model = files.load_keras_model(keras_path)
     else:
-        keras_model = alexnet_keras.build(record.variant, num_classes=num_classes, **record.options)
+        keras_model = alexnet_keras.build(record.variant, num_classes=files.num_classes(record), **record.options)
         alexnet_keras.load_weights(keras_model, keras_path)
     return compare(module, keras_model, _input_batch(record.variant, batch, seed, size), rtol=rtol, variant=record.variant)
 
@@ -189,8 +181,8 @@ def _check(args, parser) -> int:
         if not (args.torch and args.keras):
             parser.error("check with files needs both --torch FILE and --keras FILE")
         reports = [
-            check_files(args.torch, args.keras, variant=args.variant, seed=args.seed, batch=args.batch or 2,
-                        rtol=args.rtol or DEFAULT_RTOL, size=args.size, options=options)
+            check_files(args.torch, args.keras, variant=args.variant, seed=args.seed, batch=2 if args.batch is None else args.batch,
+                        rtol=DEFAULT_RTOL if args.rtol is None else args.rtol, size=args.size, options=options)
         ]
     else:
         if not (args.variant or args.all):
@@ -200,7 +192,7 @@ def _check(args, parser) -> int:
             reports = [_train_step(v, args, options) for v in variants]
         else:
             reports = [
-                check_variant(v, seed=args.seed, batch=args.batch or 2, rtol=args.rtol or DEFAULT_RTOL,
+                check_variant(v, seed=args.seed, batch=2 if args.batch is None else args.batch, rtol=DEFAULT_RTOL if args.rtol is None else args.rtol,
                               size=args.size, options=options)
                 for v in variants
             ]
@@ -214,8 +206,8 @@ def _check(args, parser) -> int:
 def _train_step(variant: str, args, options: dict):
     from parity.train import TRAIN_RTOL, check_train_step
 
-    return check_train_step(variant, seed=args.seed, batch=args.batch or 8, steps=args.steps,
-                            rtol=args.rtol or TRAIN_RTOL, options=options)
+    return check_train_step(variant, seed=args.seed, batch=8 if args.batch is None else args.batch, steps=args.steps,
+                            rtol=TRAIN_RTOL if args.rtol is None else args.rtol, options=options)
 
 
 def _port(args) -> int:

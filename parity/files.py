@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet_spec import exchange
+from alexnet_spec import checksum, exchange
 from alexnet_spec.exchange import Exchange
 from alexnet_spec.port import check_torch_state, infer_variant, num_classes_of_torch
 from alexnet_spec.port import torch_to_keras as torch_to_keras_arrays
 from alexnet_spec.tables import get_table
+from alexnet_spec.variants import check_options
 
 FORMATS = (".pt", ".pth", ".safetensors", ".keras", ".weights.h5")
 
@@ -52,6 +53,8 @@ def read(path: str | os.PathLike, variant: str | None = None, options: dict | No
     """Any supported file as (torch-layout state, variant, options)."""
     fmt = format_of(path)
     options = dict(options or {})
+    if Path(path).is_file():
+        checksum.verify(path)  # a sidecar, when there is one, must match before anything is read
     if fmt in (".pt", ".pth"):
         from alexnet_torch.weights import read_state_dict
 
@@ -72,6 +75,7 @@ def read(path: str | os.PathLike, variant: str | None = None, options: dict | No
         record = Exchange(torch_state(module), module.variant, dict(module.options))
     else:
         record = _read_weights_h5(Path(path), variant, options)
+    check_options(record.variant, record.options)
     check_torch_state(get_table(record.variant), record.state, _torch_shapes(record))  # names every problem
     return record
 
@@ -130,29 +134,41 @@ def _h5_num_classes(path: Path) -> int | None:
         ) from err
 
 
+def torch_model(record: Exchange):
+    """The record as a torch module of its variant and class count (every weight checked)."""
+    import torch
+
+    import alexnet_torch
+
+    module = alexnet_torch.build(record.variant, num_classes=num_classes(record), **record.options)
+    state = {k: torch.from_numpy(np.array(v)) for k, v in record.state.items()}
+    return alexnet_torch.load_state(module, state, source=f"{record.variant} weights")
+
+
+def keras_model(record: Exchange):
+    """The record as a Keras model of its variant and class count (every weight checked)."""
+    import alexnet_keras
+    from alexnet_keras.weights import expected_shapes, set_layer_weights
+
+    model = alexnet_keras.build(record.variant, num_classes=num_classes(record), **record.options)
+    return set_layer_weights(model, torch_to_keras_arrays(get_table(record.variant), record.state, expected_shapes(model)))
+
+
+def num_classes(record: Exchange) -> int:
+    return num_classes_of_torch(get_table(record.variant), record.state)
+
+
 def write(record: Exchange, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``record`` in the format ``path``'s suffix names, through the target framework's own
     model so that shapes are checked and framework-only state (BatchNorm counters) is complete."""
     fmt = format_of(path)
-    if Path(path).exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass --force (overwrite=True) to replace it")
-    table = get_table(record.variant)
-    num_classes = num_classes_of_torch(table, record.state)
     if fmt == ".safetensors":
-        check_torch_state(table, record.state, _torch_shapes(record))
+        check_torch_state(get_table(record.variant), record.state, _torch_shapes(record))
         return exchange.save(path, record, overwrite=overwrite)
     if fmt in (".pt", ".pth"):
-        import torch
-
         import alexnet_torch
 
-        module = alexnet_torch.build(record.variant, num_classes=num_classes, **record.options)
-        state = {k: torch.from_numpy(np.array(v)) for k, v in record.state.items()}
-        alexnet_torch.load_state(module, state, source=f"{record.variant} weights")
-        return alexnet_torch.save_weights(module, path, overwrite=overwrite)
+        return alexnet_torch.save_weights(torch_model(record), path, overwrite=overwrite)
     import alexnet_keras
-    from alexnet_keras.weights import expected_shapes, set_layer_weights
 
-    model = alexnet_keras.build(record.variant, num_classes=num_classes, **record.options)
-    set_layer_weights(model, torch_to_keras_arrays(table, record.state, expected_shapes(model)))
-    return alexnet_keras.save_weights(model, path, overwrite=overwrite)
+    return alexnet_keras.save_weights(keras_model(record), path, overwrite=overwrite)

@@ -9,6 +9,7 @@ from alexnet_spec.port import PortError, infer_variant, num_classes_of_keras, nu
 from alexnet_spec.port import keras_to_torch as _keras_to_torch_arrays
 from alexnet_spec.port import torch_to_keras as _torch_to_keras_arrays
 from alexnet_spec.tables import get_table
+from alexnet_spec.variants import check_options
 
 
 def torch_state(module) -> dict[str, np.ndarray]:
@@ -54,7 +55,7 @@ def torch_to_keras(module, variant: str | None = None, **options):
     state = torch_state(module)
     variant = variant or torch_variant(module, state)
     table = get_table(variant)
-    build = {**torch_options(module), **options, "num_classes": num_classes_of_torch(table, state)}
+    build = {**check_options(variant, torch_options(module)), **options, "num_classes": num_classes_of_torch(table, state)}
     model = alexnet_keras.build(variant, **build)
     return set_layer_weights(model, _torch_to_keras_arrays(table, state, expected_shapes(model)))
 
@@ -68,8 +69,17 @@ def keras_to_torch(model, variant: str | None = None, **options):
 
     variant = variant or keras_variant(model)
     table = get_table(variant)
+    head = next((layer for layer in model.layers if layer.name == table.output.keras), None)
+    activation = getattr(getattr(head, "activation", None), "__name__", "linear")
+    if activation != "linear":
+        raise ValueError(
+            f"the Keras model's {head.name!r} layer applies {activation}, which the torch {variant!r} "
+            f"model does not: their outputs would differ. Port a model built with "
+            f"classifier_activation=None (logits), as alexnet_keras.build({variant!r}) is."
+        )
     weights = layer_weights(model)
-    build = {**getattr(model, "options", {}), **options, "num_classes": num_classes_of_keras(table, weights)}
+    build = {**check_options(variant, dict(getattr(model, "options", {}))), **options,
+             "num_classes": num_classes_of_keras(table, weights)}
     module = alexnet_torch.build(variant, **build)
     expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     state = _keras_to_torch_arrays(table, weights, expected)

@@ -76,22 +76,9 @@ def load_models(frameworks, variant: str = "torchvision", weights: str = "imagen
     result.label = f"{weights} ({record.variant})"
     result.variant = record.variant
     if "torch" in frameworks:
-        import torch
-
-        import alexnet_torch
-
-        module = alexnet_torch.build(record.variant, **record.options)
-        state = {k: torch.from_numpy(np.array(v)) for k, v in record.state.items()}
-        result.models["torch"] = alexnet_torch.load_state(module, state, source=str(weights)).eval()
+        result.models["torch"] = files.torch_model(record).eval()
     if "keras" in frameworks:
-        import alexnet_keras
-        from alexnet_keras.weights import expected_shapes, set_layer_weights
-        from alexnet_spec.port import torch_to_keras
-        from alexnet_spec.tables import get_table
-
-        model = alexnet_keras.build(record.variant, **record.options)
-        arrays = torch_to_keras(get_table(record.variant), record.state, expected_shapes(model))
-        result.models["keras"] = set_layer_weights(model, arrays)
+        result.models["keras"] = files.keras_model(record)
     return result
 
 

@@ -106,3 +106,27 @@ def test_predict_cli_without_imagenet_weights_says_what_to_do(tmp_path, capsys, 
     assert "alexnet-parity port --variant torchvision --weights IMAGENET1K_V1" in capsys.readouterr().err
     assert predict.main([str(image), "--variant", "paper", "--framework", "keras"]) == predict.EXIT_ERROR
     assert "no published ImageNet weights for the 'paper' variant" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["La", "RGBa"])
+def test_premultiplied_alpha_modes_are_judged_by_their_alpha(mode):
+    """La / RGBa name their alpha band "a": opaque ones convert, transparent ones are refused."""
+    opaque = _rgb().convert("RGBA").convert(mode)
+    assert open_rgb(opaque).mode == "RGB"
+    transparent = _rgb().convert("RGBA")
+    transparent.putalpha(100)
+    with pytest.raises(ImageError, match="transparency"):
+        open_rgb(transparent.convert(mode))
+
+
+def test_cifar_images_are_resized_to_the_network_not_cropped_from_256():
+    """A 32x32 network sees the whole (center-cropped) picture, resized with ImageNet's 256/224 ratio."""
+    from alexnet_spec.imagenet import resize_size_for
+    from alexnet_spec.images import center_crop, resize_shorter
+
+    image = _rgb((120, 90))
+    assert resize_size_for(224) == 256 and resize_size_for(32) == 37
+    expected = np.asarray(center_crop(resize_shorter(image, 37), 32), dtype=np.float32)
+    np.testing.assert_array_equal(alexnet_keras.load_image(image, "cifar"), expected)
+    torch_x = alexnet_torch.load_image(image, "cifar").numpy().transpose(1, 2, 0)
+    np.testing.assert_allclose(torch_x, alexnet_keras.preprocess_input(expected), atol=1e-6)

@@ -116,7 +116,7 @@ def test_premultiplied_alpha_modes_are_judged_by_their_alpha(mode):
     transparent = _rgb().convert("RGBA")
     transparent.putalpha(100)
     with pytest.raises(ImageError, match="transparency"):
-        open_rgb(transparent.convert(mode))
+        open_rgb(transparent.convert("LA" if mode == "La" else "RGBA").convert(mode))
 
 
 def test_cifar_images_are_resized_to_the_network_not_cropped_from_256():

@@ -161,7 +161,7 @@ def load_imagenet_weights(model: keras.Model) -> keras.Model:
             "or pass weights='path/to/converted.safetensors'. (The cache is $KERAS_HOME/models, "
             "else ~/.keras/models.)"
         )
-    checksum.verify(path, required=True)
+    checksum.require_sidecar(path)  # the hash itself is checked once, by the loader
     return load_into(model, path)
 
 
@@ -172,7 +172,7 @@ def load_into(model: keras.Model, path: str | os.PathLike) -> keras.Model:
 
     if any(layer.name == "predictions" for layer in model.layers):
         return load_weights(model, path)
-    from alexnet_spec import checksum, exchange
+    from alexnet_spec import exchange
     from alexnet_spec.port import torch_to_keras
     from alexnet_spec.tables import get_table
 
@@ -182,10 +182,7 @@ def load_into(model: keras.Model, path: str | os.PathLike) -> keras.Model:
             f"{path}: a model built with include_top=False loads .safetensors files only (they name each "
             "weight); convert yours with `alexnet-parity port FILE out.safetensors`."
         )
-    checksum.verify(path)
-    ex = exchange.load(path)
-    if ex.variant != "torchvision":
-        raise ValueError(f"{path} holds weights of the {ex.variant!r} variant, not 'torchvision'")
+    ex = exchange.load(path, "torchvision")
     weights = torch_to_keras(get_table(ex.variant), ex.state, expected_shapes(model))
     present = {layer.name for layer in model.layers}
     return set_layer_weights(model, {n: w for n, w in weights.items() if n in present})

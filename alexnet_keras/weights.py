@@ -34,18 +34,12 @@ def load_weights(model: keras.Model, path: str | os.PathLike) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such weight file: {path}")
-    checksum.verify(path)  # when a .sha256 sidecar is there
-    variant = getattr(model, "variant", None)
     if path.suffix == ".safetensors":
-        ex = exchange.load(path)
-        if variant is not None and ex.variant != variant:
-            raise ValueError(
-                f"{path} holds weights of the {ex.variant!r} variant; this model is {variant!r}. "
-                f"Build alexnet_keras.build({ex.variant!r}) instead."
-            )
+        ex = exchange.load(path, getattr(model, "variant", None))
         table = get_table(ex.variant)
         return set_layer_weights(model, torch_to_keras(table, ex.state, expected_shapes(model)))
     if path.name.endswith(".weights.h5"):
+        checksum.verify(path)  # when a .sha256 sidecar is there
         before = model.get_weights()  # Keras assigns what fits before it raises: undo a partial load
         try:
             model.load_weights(path)

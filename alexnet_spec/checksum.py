@@ -36,15 +36,22 @@ def write_sidecar(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     return atomic_write(sidecar(path), lambda tmp: Path(tmp).write_text(line), overwrite=overwrite)
 
 
+def require_sidecar(path: str | os.PathLike) -> None:
+    """Refuse a file that has no sidecar (for files that must be verifiable)."""
+    path, side = Path(path), sidecar(path)
+    if not side.is_file():
+        raise ValueError(
+            f"{path} has no checksum file {side.name} beside it, so it cannot be verified. "
+            "Re-create both with `alexnet-parity port` (it writes the checksum)."
+        )
+
+
 def verify(path: str | os.PathLike, *, required: bool = False) -> str | None:
     """Check ``path`` against its sidecar; the digest when checked, None when there is none."""
     path, side = Path(path), sidecar(path)
+    if required:
+        require_sidecar(path)
     if not side.is_file():
-        if required:
-            raise ValueError(
-                f"{path} has no checksum file {side.name} beside it, so it cannot be verified. "
-                "Re-create both with `alexnet-parity port` (it writes the checksum)."
-            )
         return None
     fields = side.read_text().split()
     if len(fields) != 2 or len(fields[0]) != 64 or fields[1].lstrip("*") != path.name:

@@ -39,13 +39,17 @@ def save(path: str | os.PathLike, ex: Exchange, *, overwrite: bool = False) -> P
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), overwrite=overwrite)
 
 
-def load(path: str | os.PathLike) -> Exchange:
-    """Read a file written by :func:`save`; a clear ValueError for anything else."""
+def load(path: str | os.PathLike, variant: str | None = None) -> Exchange:
+    """Read a file written by :func:`save` (checked against its sha256 sidecar when there is one,
+    and against ``variant`` when given); a clear ValueError for anything else."""
     from safetensors import safe_open
+
+    from alexnet_spec import checksum
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such weight file: {path}")
+    checksum.verify(path)
     try:
         with safe_open(str(path), framework="numpy") as f:
             metadata = f.metadata() or {}
@@ -66,8 +70,13 @@ def load(path: str | os.PathLike) -> Exchange:
         raise ValueError(f"{path}: its 'options' metadata is not JSON ({err})") from err
     from alexnet_spec.variants import check_options
 
-    variant = metadata["variant"]
+    found = metadata["variant"]
+    if variant is not None and found != variant:
+        raise ValueError(
+            f"{path} holds weights of the {found!r} AlexNet, not {variant!r}; build the {found!r} "
+            "variant to load it."
+        )
     if not isinstance(options, dict):
         raise ValueError(f"{path}: its 'options' metadata must be a JSON object; found {options!r}")
-    return Exchange(state=state, variant=variant, options=check_options(variant, options))
+    return Exchange(state=state, variant=found, options=check_options(found, options))
 

@@ -17,7 +17,9 @@ from alexnet_spec.files import atomic_write
 PT_SUFFIXES = (".pt", ".pth", ".bin")
 
 
-def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], exchange.Exchange | None]:
+def read_state_dict(
+    path: str | os.PathLike, variant: str | None = None
+) -> tuple[dict[str, torch.Tensor], exchange.Exchange | None]:
     """A state_dict from ``.pt``/``.pth`` (``weights_only=True``) or our ``.safetensors``.
 
     The second value is the exchange record (variant, options) for safetensors files, else None.
@@ -26,15 +28,15 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], e
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such weight file: {path}")
-    checksum.verify(path)  # when a .sha256 sidecar is there
     if path.suffix == ".safetensors":
-        ex = exchange.load(path)
+        ex = exchange.load(path, variant)
         return {k: torch.from_numpy(np.array(v)) for k, v in ex.state.items()}, ex
     if path.suffix not in PT_SUFFIXES:
         raise ValueError(
             f"{path}: unknown weight format {path.suffix!r}; expected one of "
             f"{', '.join(PT_SUFFIXES + ('.safetensors',))}"
         )
+    checksum.verify(path)  # when a .sha256 sidecar is there
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -58,13 +60,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], e
 
 def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load ``path`` into ``model`` strictly; a mismatch names every missing/unexpected key."""
-    state, ex = read_state_dict(path)
-    variant = getattr(model, "variant", None)
-    if ex is not None and variant is not None and ex.variant != variant:
-        raise ValueError(
-            f"{path} holds weights of the {ex.variant!r} variant; this model is {variant!r}. "
-            f"Build alexnet_torch.build({ex.variant!r}) instead."
-        )
+    state, _ = read_state_dict(path, getattr(model, "variant", None))
     return load_state(model, state, source=str(path))
 
 

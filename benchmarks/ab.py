@@ -19,7 +19,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import torch  # noqa: E402  (before TensorFlow; see benchmarks/run.py)
+import alexnet_torch  # noqa: E402, F401  (first: keeps triton from crashing beside TensorFlow)
+import torch  # noqa: E402
 
 
 def _seconds(fn) -> float:

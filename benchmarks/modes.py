@@ -77,4 +77,3 @@ KERAS_MODES = (
     Mode("keras", "predict", True, _keras_predict),
     Mode("keras", "jit call", False, _keras_jit_call),
 )
-MODES = TORCH_MODES + KERAS_MODES

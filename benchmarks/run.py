@@ -16,10 +16,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-# torchvision before anything imports TensorFlow: torchvision pulls in triton, whose import
-# segfaults once TensorFlow is loaded (torch 2.14 / tensorflow 2.21, measured here).
-import torch  # noqa: E402, F401
-import torchvision  # noqa: E402, F401
+import alexnet_torch  # noqa: E402, F401  (first: keeps triton from crashing beside TensorFlow)
+import torch  # noqa: E402
+import torchvision  # noqa: E402
 
 from benchmarks import machine, timing  # noqa: E402
 from benchmarks.flops import module_flops  # noqa: E402

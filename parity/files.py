@@ -41,6 +41,7 @@ def load_keras_model(path: str | os.PathLike):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such model file: {path}")
+    checksum.verify(path)  # when a .sha256 sidecar is there
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a .keras archive (a zip file); it may be truncated or of another format")
     try:
@@ -53,8 +54,6 @@ def read(path: str | os.PathLike, variant: str | None = None, options: dict | No
     """Any supported file as (torch-layout state, variant, options)."""
     fmt = format_of(path)
     options = dict(options or {})
-    if Path(path).is_file():
-        checksum.verify(path)  # a sidecar, when there is one, must match before anything is read
     if fmt in (".pt", ".pth"):
         from alexnet_torch.weights import read_state_dict
 
@@ -63,9 +62,7 @@ def read(path: str | os.PathLike, variant: str | None = None, options: dict | No
         variant = variant or infer_variant(torch_keys=list(state))
         record = Exchange(state, variant, options)
     elif fmt == ".safetensors":
-        record = exchange.load(path)
-        if variant and record.variant != variant:
-            raise ValueError(f"{path} holds the {record.variant!r} variant, not {variant!r}")
+        record = exchange.load(path, variant)
         record.options.update(options)
     elif fmt == ".keras":
         from parity.models import keras_to_torch, torch_state

@@ -66,6 +66,17 @@ def torch_float64(module, x_nchw):
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+def assert_same_network(reference, ours, x, *, rtol: float = 1e-5) -> None:
+    """``ours`` computes what ``reference`` computes: our fast paths (channels_last, banded-matmul
+    LRN) round differently from the plain NCHW path, so both are judged at fp32's floor against a
+    float64 run of the reference's weights, and against each other."""
+    with torch.no_grad():
+        ours_y, ref_y = ours(x).numpy(), reference(x).numpy()
+    f64 = torch_float64(reference, x.numpy())
+    assert rel_error(f64, ref_y) < rtol and rel_error(f64, ours_y) < rtol
+    assert rel_error(ref_y, ours_y) < rtol
+
+
 def subprocess_env(**extra) -> dict:
     """A clean environment for child interpreters that still imports this checkout's code."""
     return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}

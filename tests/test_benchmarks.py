@@ -24,13 +24,9 @@ def test_flops_of_paper_and_torchvision_from_their_shapes():
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_every_variants_two_counts_agree_or_the_spec_count_says_why(variant):
+def test_every_variants_two_counts_agree(variant):
     spec = get_spec(variant)
-    counted = module_flops(alexnet_torch.build(variant), spec.input_shape_nchw)
-    try:
-        assert spec_flops(spec) == counted
-    except ValueError as err:  # a geometry spec_flops does not model: it must say so
-        assert "module_flops" in str(err)
+    assert spec_flops(spec) == module_flops(alexnet_torch.build(variant), spec.input_shape_nchw)
 
 
 def test_spec_count_refuses_a_geometry_it_does_not_reach():
@@ -45,9 +41,11 @@ def test_machine_probes_return_positive_rates():
     assert machine.sgemm_gflops(reps=1, n=256) > 0
     assert machine.copy_gbps(reps=1, mib=8) > 0
     with machine.peak_memory() as mem:
-        block = torch.ones(32 * 2**20 // 4)  # 32 MiB, touched
+        # 64 MiB, touched: above glibc's largest mmap threshold (32 MiB), so fresh pages are
+        # mapped whatever earlier tests left in the heap
+        block = torch.ones(64 * 2**20 // 4)
         block += 1
-    assert mem["mib"] is None or mem["mib"] >= 16
+    assert mem["mib"] is None or mem["mib"] >= 32
 
 
 def test_a_tiny_run_makes_a_table_json_and_chart(tmp_path):

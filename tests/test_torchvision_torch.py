@@ -9,7 +9,7 @@ from torchvision.models import AlexNet_Weights
 import alexnet_torch
 from alexnet_spec import get_spec, imagenet
 from alexnet_spec.tables import get_table
-from tests.reference import rel_error, torch_float64
+from tests.reference import assert_same_network
 
 ENUM = AlexNet_Weights.IMAGENET1K_V1
 
@@ -45,14 +45,7 @@ def test_a_torchvision_checkpoint_loads_as_it_is(tmp_path):
     torch.save(theirs.state_dict(), tmp_path / "alexnet-owt-test.pth")
     ours = alexnet_torch.build("torchvision", weights=tmp_path / "alexnet-owt-test.pth").eval()
     assert all(torch.equal(ours.state_dict()[k], v) for k, v in theirs.state_dict().items())
-    x = torch.randn(2, 3, 224, 224)
-    with torch.no_grad():
-        ours_y, theirs_y = ours(x).numpy(), theirs(x).numpy()
-    # Ours runs channels_last on CPU, so it rounds differently from torchvision's NCHW path; both
-    # must sit at fp32's floor against a float64 run of the same weights.
-    ref = torch_float64(theirs, x.numpy())
-    assert rel_error(ref, theirs_y) < 1e-5 and rel_error(ref, ours_y) < 1e-5
-    assert rel_error(theirs_y, ours_y) < 1e-5
+    assert_same_network(theirs, ours, torch.randn(2, 3, 224, 224))
 
 
 def test_imagenet1k_v1_goes_through_torchvisions_cache(tmp_path, monkeypatch):

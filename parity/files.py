@@ -21,7 +21,10 @@ from alexnet_spec.port import torch_to_keras as torch_to_keras_arrays
 from alexnet_spec.tables import get_table
 from alexnet_spec.variants import check_options
 
-FORMATS = (".pt", ".pth", ".safetensors", ".keras", ".weights.h5")
+# PyTorch's suffixes are alexnet_torch's (PT_SUFFIXES), written out here so that reading the list
+# needs no torch import; tests/test_files_and_cli.py keeps the two equal.
+TORCH_FORMATS = (".pt", ".pth", ".bin")
+FORMATS = TORCH_FORMATS + (".safetensors", ".keras", ".weights.h5")
 
 
 def format_of(path: str | os.PathLike) -> str:
@@ -54,7 +57,7 @@ def read(path: str | os.PathLike, variant: str | None = None, options: dict | No
     """Any supported file as (torch-layout state, variant, options)."""
     fmt = format_of(path)
     options = dict(options or {})
-    if fmt in (".pt", ".pth"):
+    if fmt in TORCH_FORMATS:
         from alexnet_torch.weights import read_state_dict
 
         state, _ = read_state_dict(path)
@@ -162,7 +165,7 @@ def write(record: Exchange, path: str | os.PathLike, *, overwrite: bool = False)
     if fmt == ".safetensors":
         check_torch_state(get_table(record.variant), record.state, _torch_shapes(record))
         return exchange.save(path, record, overwrite=overwrite)
-    if fmt in (".pt", ".pth"):
+    if fmt in TORCH_FORMATS:
         import alexnet_torch
 
         return alexnet_torch.save_weights(torch_model(record), path, overwrite=overwrite)

@@ -159,3 +159,9 @@ def test_check_variant_cli_in_a_subprocess():
 def test_check_with_a_too_strict_tolerance_exits_1(capsys):
     assert main(["check", "--variant", "paper", "--batch", "1", "--rtol", "1e-12"]) == 1
     assert "FAIL: paper" in capsys.readouterr().out
+
+
+def test_the_cli_reads_every_suffix_alexnet_torch_reads():
+    from alexnet_torch.weights import PT_SUFFIXES
+
+    assert files.TORCH_FORMATS == PT_SUFFIXES

@@ -3,7 +3,10 @@ what to do, and the variant's name kept in its config so a ``.keras`` file knows
 
 from __future__ import annotations
 
+import math
+
 import keras
+import numpy as np
 
 from alexnet_spec import get_spec
 
@@ -28,6 +31,49 @@ class AlexNetModel(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "variant": self.variant, "options": self.options}
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Keras's ``predict``, with batches sliced straight from an in-memory array.
+
+        On TensorFlow, Keras builds a dataset pipeline for every call, tracing its functions
+        anew: about 0.1-0.2 s per call on 2 cores, more than this network takes for a batch of one
+        (docs/benchmarks.md). For one NumPy array or tensor, with one step per execution and one
+        replica, the same compiled ``predict_function``, callbacks and progress bar are driven from
+        slices of ``x``; anything else goes to Keras's own ``predict``.
+        """
+        if not self._predicts_from_slices(x, steps):
+            return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+        check_input(x, self.variant, tuple(self.inputs[0].shape))  # before tracing relaxes the shape
+        batch_size = 32 if batch_size is None else int(batch_size)
+        num_batches = math.ceil(len(x) / batch_size)
+        if not isinstance(callbacks, keras.callbacks.CallbackList):
+            callbacks = keras.callbacks.CallbackList(
+                callbacks, add_progbar=verbose != 0, verbose=verbose, epochs=1, steps=num_batches, model=self
+            )
+        self.make_predict_function()
+        self.stop_predicting = False
+        callbacks.on_predict_begin()
+        outputs = []
+        for step in range(num_batches):
+            callbacks.on_predict_batch_begin(step)
+            batch_outputs = self.predict_function([(x[step * batch_size:(step + 1) * batch_size],)])
+            outputs.append(keras.ops.convert_to_numpy(batch_outputs))
+            callbacks.on_predict_batch_end(step, {"outputs": batch_outputs})
+            if self.stop_predicting:
+                break
+        callbacks.on_predict_end()
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    def _predicts_from_slices(self, x, steps) -> bool:
+        return (
+            keras.backend.backend() == "tensorflow"
+            and (isinstance(x, np.ndarray) or keras.ops.is_tensor(x))
+            and len(x.shape) > 0 and x.shape[0]
+            and steps is None
+            and len(self.outputs) == 1
+            and self.steps_per_execution == 1
+            and getattr(self.distribute_strategy, "num_replicas_in_sync", 1) == 1
+        )
 
 
 def _jit_by_default() -> bool:
@@ -55,7 +101,7 @@ def check_input(x, variant: str | None, expected: tuple) -> None:
             f"AlexNet {variant!r} expects an NHWC batch of shape (N, H, W, {channels}); found a "
             f"{len(shape)}-D input of shape {shape}.{hint}"
         )
-    if shape[-1] != channels:
+    if shape[-1] is not None and shape[-1] != channels:  # None: unknown while tracing
         if shape[1] == channels:
             raise ValueError(
                 f"AlexNet {variant!r} in Keras expects NHWC input (N, H, W, {channels}); found shape "
@@ -67,7 +113,7 @@ def check_input(x, variant: str | None, expected: tuple) -> None:
             f"{shape[-1]} in shape {shape}. Convert grayscale or RGBA images to RGB first."
         )
     h, w = expected[1:3]
-    if h is not None and (shape[1], shape[2]) not in ((h, w), (None, None)):
+    if h is not None and any(found is not None and found != size for found, size in zip(shape[1:3], (h, w))):
         raise ValueError(
             f"AlexNet {variant!r} expects {h}x{w} inputs; found {shape[1]}x{shape[2]}. {spec.size_hint}"
         )

@@ -14,14 +14,18 @@ from torch import nn
 from alexnet_spec import get_spec
 from alexnet_torch._checks import check_input
 from alexnet_torch.batchnorm import BatchNorm1dKeras, BatchNorm2dKeras
+from alexnet_torch.layers import ChannelsLastOnCPU, Linear
 from alexnet_torch.padding import Conv2dSame, MaxPool2dSame
 
 SPEC = get_spec("cifar")
 
 
-class AlexNetCifar(nn.Module):
+class AlexNetCifar(ChannelsLastOnCPU, nn.Module):
     """AlexNet with BatchNorm for 32x32 RGB input (NCHW): 25,709,350 parameters plus 21,156
     running statistics, the 25,730,506 weights Keras counts.
+
+    Runs channels_last inside on CPU and reads its dense weights through
+    ``alexnet_torch.layers.Linear``, as the paper variant does; keys and numbers are unchanged.
 
     Args:
         num_classes: size of the last layer (10 for CIFAR-10).
@@ -56,18 +60,19 @@ class AlexNetCifar(nn.Module):
         c, h, w = SPEC.feature_shape
         width = c * h * w
         for units in SPEC.hidden_units:
-            classifier += [nn.Linear(width, units), BatchNorm1dKeras(units, **norm), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            classifier += [Linear(width, units), BatchNorm1dKeras(units, **norm), nn.ReLU(inplace=True), nn.Dropout(dropout)]
             width = units
-        classifier += [nn.Linear(width, num_classes), BatchNorm1dKeras(num_classes, **norm)]
+        classifier += [Linear(width, num_classes), BatchNorm1dKeras(num_classes, **norm)]
         if not logits:
             classifier.append(nn.Softmax(dim=1))
         self.classifier = nn.Sequential(*classifier)
         # --8<-- [end:layers]
         self.options = {"logits": logits}
+        self.use_channels_last()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, SPEC)
-        x = self.features(x)
+        x = self.features(self.fast_layout(x))
         x = torch.flatten(x, 1)
         return self.classifier(x)
 

@@ -11,11 +11,12 @@ import os
 import re
 
 import torch
+from torch import nn
 from torchvision.models import AlexNet, AlexNet_Weights
 
 from alexnet_spec import get_spec
 from alexnet_torch._checks import check_input
-from alexnet_torch.layers import ChannelsLastOnCPU
+from alexnet_torch.layers import ChannelsLastOnCPU, Linear
 
 SPEC = get_spec("torchvision")
 
@@ -24,13 +25,17 @@ SPEC = get_spec("torchvision")
 class AlexNetTorchvision(ChannelsLastOnCPU, AlexNet):
     """``torchvision.models.AlexNet`` for NCHW RGB input of at least 63x63 (224x224 for ImageNet).
 
-    On CPU it runs channels_last inside (an ordinary NCHW tensor in, the same numbers out): measured
-    0.58-0.75 of the sgemm peak against 0.51-0.54 for plain NCHW (docs/benchmarks.md)."""
+    On CPU it runs channels_last inside (an ordinary NCHW tensor in, the same numbers out), and its
+    linear layers are ``alexnet_torch.layers.Linear`` (the same parameters, read faster); see
+    docs/benchmarks.md for what each change measured."""
 
     variant = "torchvision"
 
     def __init__(self, num_classes: int = SPEC.num_classes, dropout: float = SPEC.dropout) -> None:
         super().__init__(num_classes=num_classes, dropout=dropout)
+        for i, layer in enumerate(self.classifier):
+            if isinstance(layer, nn.Linear):
+                self.classifier[i] = Linear.replacing(layer)
         self.options: dict = {}
         self.use_channels_last()
 

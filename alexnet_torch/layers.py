@@ -1,6 +1,7 @@
 """Faster modules with the exact semantics of PyTorch's own, and the CPU layout helper.
 
-Each is a drop-in: same constructor arguments, same ``repr``, no parameters or buffers of its own,
+Each is a drop-in: same constructor arguments (plus an opt-in ``inplace``), same ``repr`` unless
+``inplace`` is set, no parameters or buffers of its own,
 so a model using them keeps the document's ``state_dict`` keys and loads its checkpoints.
 """
 
@@ -14,65 +15,106 @@ class LocalResponseNorm(nn.LocalResponseNorm):
     """``nn.LocalResponseNorm`` (same arguments, same result up to fp32 rounding), faster on CPU
     for 4-D inputs.
 
-    PyTorch's version pads a 5-D copy of ``x**2``, runs ``avg_pool3d`` over it and then makes four
-    more passes over memory. Here the sum of squares over each channel window (``size // 2``
-    channels before, ``(size - 1) // 2`` after, zero-padded) is either one matrix product with a
-    banded 0/1 matrix, fused with ``k + alpha / size * sum`` by ``addmm`` (channels_last input with
-    few channels: the channels are then the contiguous axis), or ``size - 1`` shifted in-place adds
-    (many channels, where the product's ``channels`` multiply-adds per element cost more than the
-    adds; or NCHW input). Temporaries are reused in place when autograd does not need them.
+    PyTorch's version pads a 5-D copy of ``x**2``, runs ``avg_pool3d`` over it, makes four more
+    whole-tensor passes and raises to ``-beta`` with a scalar ``pow``. At AlexNet's sizes those
+    temporaries are the cost: conv1's map is 37 MB at batch 32, and each fresh buffer that large
+    is new pages from the kernel. Here, without autograd, the work goes through blocks of pixels
+    that stay in cache, with two small reused buffers: per block the squares, their sums over each
+    channel window (``size // 2`` channels before, ``(size - 1) // 2`` after, zero-padded) by
+    ``size - 1`` shifted adds, then ``x / (k + alpha / size * sum) ** beta``, with ``beta = 0.75``
+    taken as two square roots and a product (vectorized, where ``pow`` is not).
+
+    ``inplace=True`` (as in ``nn.ReLU``) writes the result into the input when autograd does not
+    need it; AlexNet uses it after an in-place ReLU, whose output nothing else reads.
     """
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, inplace: bool = False) -> None:
+        super().__init__(size, alpha, beta, k)
+        self.inplace = inplace
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", inplace=True" if self.inplace else "")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.numel() == 0:
             return super().forward(x)
-        n, c, h, w = x.shape
-        inplace = not (torch.is_grad_enabled() and x.requires_grad)
-        scale = self.alpha / self.size
-        if c <= MATMUL_MAX_CHANNELS and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-            rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view: pixels x channels
-            band = _band(c, self.size, x.dtype, x.device)
-            denom = torch.addmm(_scalar(self.k, x), rows * rows, band, alpha=scale)
-            return _divide(rows, denom, self.beta, inplace).view(n, h, w, c).permute(0, 3, 1, 2)
-        squares = x * x
-        total = squares.clone()
+        if torch.is_grad_enabled() and x.requires_grad:
+            return x * self._window_sum(x * x, dim=1).pow(-self.beta)
+        if x.is_contiguous(memory_format=torch.channels_last):  # pixels x channels
+            out = x if self.inplace else torch.empty_like(x)
+            self._blocked(_pixel_rows(x), _pixel_rows(out), dim=1)
+            return out
+        y = x.contiguous()  # per image, channels x pixels
+        out = y if self.inplace or y is not x else torch.empty_like(y)
+        for image, result in zip(y.flatten(2), out.flatten(2)):
+            self._blocked(image, result, dim=0)
+        return x.copy_(out) if self.inplace and out is not x else out
+
+    def _blocked(self, x: torch.Tensor, out: torch.Tensor, dim: int) -> None:
+        """LRN of the 2-D ``x`` along ``dim`` (its channels) into ``out``, a block of pixels at a time."""
+        c, pixels = x.shape[dim], x.shape[1 - dim]
+        block = max(1, min(pixels, BLOCK_ELEMENTS // c))
+        shape = (block, c) if dim == 1 else (c, block)
+        squares, denom = x.new_empty(shape), x.new_empty(shape)
+        for start in range(0, pixels, block):
+            width = min(block, pixels - start)
+            xs = x.narrow(1 - dim, start, width)
+            sq, d = squares.narrow(1 - dim, 0, width), denom.narrow(1 - dim, 0, width)
+            self._window_sum(torch.mul(xs, xs, out=sq), dim, out=d)
+            torch.div(xs, self._power(d, scratch=sq), out=out.narrow(1 - dim, start, width))
+
+    def _window_sum(self, squares: torch.Tensor, dim: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``k + alpha / size * sum`` of ``squares`` over each channel window along ``dim``."""
+        total = squares.clone() if out is None else out.copy_(squares)
+        c = squares.shape[dim]
         for offset in range(1, min(self.size // 2, c - 1) + 1):  # channel c - offset
-            total[:, offset:] += squares[:, :-offset]
+            total.narrow(dim, offset, c - offset).add_(squares.narrow(dim, 0, c - offset))
         for offset in range(1, min((self.size - 1) // 2, c - 1) + 1):  # channel c + offset
-            total[:, :-offset] += squares[:, offset:]
-        denom = total.mul_(scale).add_(self.k)
-        return _divide(x, denom, self.beta, inplace)
+            total.narrow(dim, 0, c - offset).add_(squares.narrow(dim, offset, c - offset))
+        return total.mul_(self.alpha / self.size).add_(self.k)
+
+    def _power(self, denom: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+        """``denom ** beta``, in place; ``scratch`` (same shape) is overwritten."""
+        if self.beta == 0.75:  # d ** 0.75 == sqrt(d) * sqrt(sqrt(d))
+            root = torch.sqrt(denom, out=scratch).sqrt_()
+            return denom.sqrt_().mul_(root)
+        if self.beta == 0.5:
+            return denom.sqrt_()
+        return denom.pow_(self.beta)
 
 
-# Above this many channels the banded product costs more than shifted adds (benchmarks/,
-# measured on 2 cores: 96 channels favour the product, 256 the adds).
-MATMUL_MAX_CHANNELS = 128
+class Linear(nn.Linear):
+    """``nn.Linear`` (same arguments, parameters, keys and ``repr``), faster on CPU for a batch of
+    rows.
+
+    ``x @ W.T`` with a few rows of ``x`` and a large ``W`` is memory-bound, and MKL reads ``W``
+    more slowly as the transposed operand: computing ``(W @ x.T).T`` instead ran AlexNet's three
+    layers at batch 32 in 51 ms against 92 (``python -m benchmarks.layers``); the result is the
+    same up to fp32 rounding.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.device.type != "cpu" or self.bias is None:
+            return super().forward(x)
+        return torch.addmm(self.bias.unsqueeze(1), self.weight, x.t()).t().contiguous()
+
+    @classmethod
+    def replacing(cls, linear: nn.Linear) -> "Linear":
+        """A ``Linear`` holding ``linear``'s own parameters (so its initialization is kept)."""
+        fast = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, device="meta")
+        fast.weight, fast.bias = linear.weight, linear.bias
+        return fast
 
 
-def _divide(x: torch.Tensor, denom: torch.Tensor, beta: float, inplace: bool) -> torch.Tensor:
-    """``x / denom ** beta``, written into ``denom`` when autograd does not need it."""
-    if inplace:
-        return denom.pow_(-beta).mul_(x)
-    return x * denom.pow(-beta)
+# Elements per block: two buffers of it stay in a core's cache, and blocks are few enough that
+# per-call overhead is small (benchmarks/lrn.py; 2**16 and 2**20 were slower on 2 cores).
+BLOCK_ELEMENTS = 1 << 18
 
 
-def _scalar(value: float, like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(value, dtype=like.dtype, device=like.device)
-
-
-_BANDS: dict[tuple, torch.Tensor] = {}
-
-
-def _band(channels: int, size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """``band[j, c] = 1`` when channel ``j`` lies in the LRN window of channel ``c`` (cached)."""
-    key = (channels, size, dtype, device)
-    band = _BANDS.get(key)
-    if band is None:
-        idx = torch.arange(channels, device=device)
-        j, c = idx[:, None], idx[None, :]
-        band = ((j >= c - size // 2) & (j <= c + (size - 1) // 2)).to(dtype)
-        _BANDS[key] = band
-    return band
+def _pixel_rows(x: torch.Tensor) -> torch.Tensor:
+    """A channels_last ``(n, c, h, w)`` tensor as a ``(n * h * w, c)`` view."""
+    n, c, h, w = x.shape
+    return x.permute(0, 2, 3, 1).view(n * h * w, c)
 
 
 def channels_last_on_cpu(x: torch.Tensor) -> torch.Tensor:

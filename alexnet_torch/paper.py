@@ -12,7 +12,7 @@ from torch import nn
 from alexnet_spec import LRN_FLAVOURS, get_spec
 from alexnet_spec.variants import PAPER_INIT_ONE_BIAS, PAPER_INIT_STD
 from alexnet_torch._checks import check_input
-from alexnet_torch.layers import ChannelsLastOnCPU, LocalResponseNorm
+from alexnet_torch.layers import ChannelsLastOnCPU, Linear, LocalResponseNorm
 
 SPEC = get_spec("paper")
 
@@ -20,9 +20,9 @@ SPEC = get_spec("paper")
 class AlexNetPaper(ChannelsLastOnCPU, nn.Module):
     """AlexNet of Krizhevsky et al. (2012) for 227x227 RGB input.
 
-    Runs in channels_last memory on CPU whatever the input's layout, with a faster but exact
-    ``LocalResponseNorm`` (see ``alexnet_torch.layers``); shapes, keys and results are the
-    document's.
+    Runs in channels_last memory on CPU whatever the input's layout, with faster but exact
+    ``LocalResponseNorm`` and ``Linear`` modules (see ``alexnet_torch.layers``); shapes, keys and
+    results are the document's.
 
     Args:
         num_classes: size of the last layer.
@@ -58,7 +58,7 @@ class AlexNetPaper(ChannelsLastOnCPU, nn.Module):
                 nn.ReLU(inplace=True),
             ]
             if conv.lrn:
-                features.append(LocalResponseNorm(norm.size, norm.alpha, norm.beta, norm.k))
+                features.append(LocalResponseNorm(norm.size, norm.alpha, norm.beta, norm.k, inplace=True))
             if conv.pool:
                 features.append(nn.MaxPool2d(SPEC.pool_size, SPEC.pool_stride))
             in_channels = conv.filters
@@ -67,9 +67,9 @@ class AlexNetPaper(ChannelsLastOnCPU, nn.Module):
         classifier: list[nn.Module] = []
         width = SPEC.feature_shape[0] * SPEC.feature_shape[1] * SPEC.feature_shape[2]
         for units in SPEC.hidden_units:
-            classifier += [nn.Linear(width, units), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            classifier += [Linear(width, units), nn.ReLU(inplace=True), nn.Dropout(dropout)]
             width = units
-        classifier.append(nn.Linear(width, num_classes))
+        classifier.append(Linear(width, num_classes))
         self.classifier = nn.Sequential(*classifier)
         # --8<-- [end:layers]
 

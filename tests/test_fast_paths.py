@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 import alexnet_torch
 from alexnet_spec import LRN_FLAVOURS
-from alexnet_torch.layers import LocalResponseNorm, channels_last_on_cpu
+from alexnet_torch import layers
+from alexnet_torch.layers import Linear, LocalResponseNorm, channels_last_on_cpu
 from tests.reference import DocumentAlexNet, rel_error
 
 shapes = st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 6), st.integers(1, 6))
@@ -25,16 +26,35 @@ def _input(shape, scale, seed, dtype=torch.float64):
     return (torch.randn(shape, generator=g, dtype=torch.float64) * scale).to(dtype)
 
 
-@settings(max_examples=60, deadline=None)
-@given(shape=shapes, args=lrn_args, scale=st.floats(0.01, 100.0), seed=st.integers(0, 99), channels_last=st.booleans())
-def test_torch_lrn_equals_pytorch_in_float64(shape, args, scale, seed, channels_last):
+@settings(max_examples=80, deadline=None)
+@given(
+    shape=shapes, args=lrn_args, scale=st.floats(0.01, 100.0), seed=st.integers(0, 99),
+    layout=st.sampled_from(["nchw", "channels_last", "strided"]), inplace=st.booleans(),
+    block=st.sampled_from([1, 50, 1 << 18]),  # one pixel per block, several blocks and a remainder, one
+)
+def test_torch_lrn_equals_pytorch_in_float64(shape, args, scale, seed, layout, inplace, block):
+    saved, layers.BLOCK_ELEMENTS = layers.BLOCK_ELEMENTS, block
+    try:
+        _check_lrn(shape, args, scale, seed, layout, inplace)
+    finally:
+        layers.BLOCK_ELEMENTS = saved
+
+
+def _check_lrn(shape, args, scale, seed, layout, inplace):
     x = _input(shape, scale, seed)
-    if channels_last:
+    if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
-    ours = LocalResponseNorm(*args)(x)
+    elif layout == "strided":
+        x = _input((shape[0], shape[1], shape[2], 2 * shape[3]), scale, seed)[..., ::2]
     ref = F.local_response_norm(x, *args)
+    before = x.clone()
+    ours = LocalResponseNorm(*args, inplace=inplace)(x)
     assert ours.shape == ref.shape
     assert rel_error(ref, ours) <= 1e-13
+    if inplace:
+        assert ours is x
+    else:
+        assert torch.equal(x, before)
 
 
 @pytest.mark.parametrize("flavour", sorted(LRN_FLAVOURS))
@@ -53,6 +73,16 @@ def test_torch_lrn_at_alexnets_widths(flavour, channels_last, channels):
         assert rel_error(ref, ours) <= tolerance
 
 
+@pytest.mark.parametrize("beta", [0.75, 0.5, 1.3])  # the two square-root forms and pow
+def test_torch_lrn_in_float32_stays_at_rounding(beta):
+    args = (5, 1e-3, beta, 1.0)
+    x = _input((2, 96, 9, 9), 30.0, 4).relu().contiguous(memory_format=torch.channels_last)
+    ref = F.local_response_norm(x, *args)
+    with torch.inference_mode():
+        ours = LocalResponseNorm(*args, inplace=True)(x.float())
+    assert rel_error(ref, ours.double()) <= 1e-6
+
+
 def test_torch_lrn_gradients_and_other_ranks_match():
     x = _input((2, 9, 3, 4), 5.0, 1).requires_grad_()
     args = (5, 0.3, 0.75, 1.0)
@@ -68,6 +98,26 @@ def test_torch_lrn_is_a_drop_in():
     ours, theirs = LocalResponseNorm(5, 1e-4, 0.75, 1.0), torch.nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0)
     assert isinstance(ours, torch.nn.LocalResponseNorm)
     assert repr(ours) == repr(theirs) and not list(ours.state_dict())
+    assert repr(LocalResponseNorm(5, inplace=True)) == "LocalResponseNorm(5, alpha=0.0001, beta=0.75, k=1.0, inplace=True)"
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_torch_linear_equals_pytorch_in_float64_with_gradients(batch):
+    theirs = torch.nn.Linear(20, 7).double()
+    ours = Linear.replacing(theirs)
+    assert isinstance(ours, torch.nn.Linear) and repr(ours) == repr(theirs)
+    assert ours.weight is theirs.weight and ours.bias is theirs.bias
+    x = _input((batch, 20), 3.0, 5).requires_grad_()
+    out = ours(x)
+    assert out.is_contiguous() and out.shape == (batch, 7)
+    ref = theirs(x)
+    assert rel_error(ref.detach(), out.detach()) <= 1e-14
+    grads = torch.autograd.grad(out.square().sum(), (x, ours.weight, ours.bias))
+    ref_grads = torch.autograd.grad(ref.square().sum(), (x, theirs.weight, theirs.bias))
+    for g, r in zip(grads, ref_grads):
+        assert rel_error(r, g) <= 1e-13
+    y = _input((2, 4, 20), 1.0, 6)  # not 2-D: PyTorch's own code path
+    assert torch.equal(ours(y), theirs(y))
 
 
 @pytest.mark.parametrize("flavour", sorted(LRN_FLAVOURS))
@@ -116,6 +166,26 @@ def test_paper_model_runs_channels_last_on_cpu_without_being_asked():
     assert channels_last_on_cpu(image) is image
 
 
+def test_models_use_the_fast_layers():
+    paper = alexnet_torch.build("paper")
+    norms = [m for m in paper.modules() if isinstance(m, torch.nn.LocalResponseNorm)]
+    assert norms and all(isinstance(m, LocalResponseNorm) and m.inplace for m in norms)
+    for variant in ("paper", "cifar", "torchvision"):
+        dense = [m for m in alexnet_torch.build(variant).modules() if isinstance(m, torch.nn.Linear)]
+        assert dense and all(type(m) is Linear for m in dense)
+
+
+def test_torchvision_model_keeps_torchvisions_initialization():
+    import torchvision
+
+    torch.manual_seed(0)
+    theirs = torchvision.models.alexnet()
+    torch.manual_seed(0)
+    ours = alexnet_torch.build("torchvision")
+    for (k, a), (k2, b) in zip(theirs.state_dict().items(), ours.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(a, b)
+
+
 def test_keras_model_predicts_through_xla_by_default():
     import keras
 
@@ -129,3 +199,44 @@ def test_keras_model_predicts_through_xla_by_default():
     called = keras.ops.convert_to_numpy(model(x, training=False))
     predicted = model.predict(x, verbose=0)
     assert rel_error(called, predicted) <= 1e-5
+
+
+def test_keras_predict_from_slices_is_keras_predict(capsys):
+    """Our ``predict`` for in-memory arrays gives what Keras's own gives, batch by batch, with the
+    same callbacks and progress bar; other inputs go to Keras's own."""
+    import keras
+
+    import alexnet_keras
+
+    model = alexnet_keras.build("cifar", num_classes=7)
+    x = np.random.default_rng(1).standard_normal((5, 32, 32, 3)).astype(np.float32)
+    theirs = keras.Model.predict(model, x, batch_size=2, verbose=0)
+
+    class Seen(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.events = []
+
+        def on_predict_batch_end(self, batch, logs=None):
+            self.events.append((batch, tuple(logs["outputs"].shape)))
+
+        def on_predict_end(self, logs=None):
+            self.events.append("end")
+
+    seen = Seen()
+    capsys.readouterr()
+    ours = model.predict(x, batch_size=2, verbose=1, callbacks=[seen])
+    assert isinstance(ours, np.ndarray) and ours.shape == (5, 7)
+    assert rel_error(theirs, ours) <= 1e-6
+    assert seen.events == [(0, (2, 7)), (1, (2, 7)), (2, (1, 7)), "end"]
+    assert "3/3" in capsys.readouterr().out
+    assert rel_error(theirs, model.predict(keras.ops.convert_to_tensor(x), batch_size=2, verbose=0)) <= 1e-6
+    assert rel_error(theirs[:1], model.predict(x[:1], verbose=0)) <= 1e-6
+    with pytest.raises(ValueError, match="NHWC"):
+        model.predict(x.transpose(0, 3, 1, 2), verbose=0)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        dataset = tf.data.Dataset.from_tensor_slices(x).batch(2)
+        assert not model._predicts_from_slices(dataset, None)
+        assert rel_error(theirs, model.predict(dataset, verbose=0)) <= 1e-6

@@ -38,11 +38,22 @@ class LocalResponseNormalization(keras.layers.Layer):
             index[axis] = slice(offset, offset + channels)
             part = padded[tuple(index)]
             window = part if window is None else window + part
-        return x / ops.power(self.k + (self.alpha / self.size) * window, self.beta)
+        return x / _power(self.k + (self.alpha / self.size) * window, self.beta)
     # --8<-- [end:lrn]
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+def _power(d, beta: float):
+    """``d ** beta``; AlexNet's 0.75 as ``sqrt(d) * sqrt(sqrt(d))``, which XLA vectorizes where
+    it does not vectorize ``pow`` (conv1's LRN at batch 32: 59 ms against 105)."""
+    if beta == 0.75:
+        root = ops.sqrt(d)
+        return root * ops.sqrt(root)
+    if beta == 0.5:
+        return ops.sqrt(d)
+    return ops.power(d, beta)
 
     def get_config(self):
         return {**super().get_config(), "size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k, "axis": self.axis}

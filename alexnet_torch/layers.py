@@ -25,7 +25,9 @@ class LocalResponseNorm(nn.LocalResponseNorm):
     taken as two square roots and a product (vectorized, where ``pow`` is not).
 
     ``inplace=True`` (as in ``nn.ReLU``) writes the result into the input when autograd does not
-    need it; AlexNet uses it after an in-place ReLU, whose output nothing else reads.
+    need it; AlexNet uses it after an in-place ReLU, whose output nothing else reads. Under
+    autograd, ``torch.compile``, ``torch.export`` or ``torch.jit.trace`` the plain whole-tensor
+    formula runs instead (a new tensor), so graphs capture ordinary ops.
     """
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, inplace: bool = False) -> None:
@@ -38,7 +40,8 @@ class LocalResponseNorm(nn.LocalResponseNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.numel() == 0:
             return super().forward(x)
-        if torch.is_grad_enabled() and x.requires_grad:
+        if (torch.is_grad_enabled() and x.requires_grad) or _tracing():
+            # autograd, or a compiler/exporter that fuses the plain formula itself
             return x * self._window_sum(x * x, dim=1).pow(-self.beta)
         if x.is_contiguous(memory_format=torch.channels_last):  # pixels x channels
             out = x if self.inplace else torch.empty_like(x)
@@ -104,6 +107,10 @@ class Linear(nn.Linear):
         fast = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, device="meta")
         fast.weight, fast.bias = linear.weight, linear.bias
         return fast
+
+
+def _tracing() -> bool:
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 # Elements per block: two buffers of it stay in a core's cache, and blocks are few enough that

@@ -20,16 +20,21 @@ def _median_seconds(fn, reps: int) -> float:
     return statistics.median(times)
 
 
-def sgemm_gflops(reps: int = 5, n: int = SGEMM_N) -> float:
-    """GFLOP/s of an ``n`` x ``n`` fp32 matrix product through torch (MKL/oneDNN): the peak the
-    network's convolutions and dense layers are measured against."""
+def sgemm(n: int = SGEMM_N):
+    """``(call, flops)``: a zero-argument call running one ``n`` x ``n`` fp32 matrix product through
+    torch (MKL), the peak the networks' convolutions and dense layers are measured against."""
     import torch
 
     a = torch.randn(n, n)
     b = torch.randn(n, n)
     out = torch.empty(n, n)
-    seconds = _median_seconds(lambda: torch.mm(a, b, out=out), reps)
-    return 2 * n**3 / seconds / 1e9
+    return (lambda: torch.mm(a, b, out=out)), 2 * n**3
+
+
+def sgemm_gflops(reps: int = 5, n: int = SGEMM_N) -> float:
+    """GFLOP/s of :func:`sgemm`, the median of ``reps`` calls."""
+    call, flops = sgemm(n)
+    return flops / _median_seconds(call, reps) / 1e9
 
 
 def copy_gbps(reps: int = 5, mib: int = 512) -> float:

@@ -41,7 +41,8 @@ def table(results: dict) -> str:
     m = results["machine"]
     lines = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in body]
     lines.append(
-        f"* the user's default path. Shares are of an sgemm run just before each row; sgemm at "
+        f"* the user's default path. Shares: the median over calls of each call's GFLOP/s over that of "
+        f"an sgemm run right after it; sgemm at "
         f"start, end: {', '.join(f'{g:.0f}' for g in m['sgemm_runs'])} GFLOP/s; copy {m['copy_gbps']:.1f} GB/s, "
         f"{m['threads']} threads, {m['cpu']}"
     )

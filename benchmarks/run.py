@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -48,20 +49,30 @@ def measure_modes(variant, modes, models, flops, params, shape, batches, budget)
     for mode in modes:
         for batch in batches:
             x = random_batch((batch, *shape), seed=batch)
-            # the sgemm peak right before the run it is compared with: this machine is shared
-            local = machine.sgemm_gflops(reps=2) if batch == max(batches) else None
+            paired = batch == max(batches)
+            if paired:  # each call paired with an sgemm right after it: the load here drifts
+                sgemm, sgemm_flops = machine.sgemm()
+                sgemm()  # its memory is touched before the peak is taken
             with machine.peak_memory() as mem:
                 call = mode.prepare(models[mode.framework], x)
-                t = timing.seconds_per_call(call, budget)
+                t = timing.paired_seconds(call, sgemm, budget) if paired else timing.seconds_per_call(call, budget)
                 del call
+            if paired:
+                del sgemm
             images_per_s = batch / t["median"]
-            rows.append({
+            row = {
                 "variant": variant, "framework": mode.framework, "mode": mode.name, "default": mode.default,
                 "batch": batch, "seconds": t["median"], "best_seconds": t["best"], "reps": t["reps"],
                 "images_per_s": images_per_s, "gflops": images_per_s * flops / 1e9,
                 "weight_gbps": params * 4 / t["median"] / 1e9,
-                "peak_mib": mem["mib"], "local_sgemm_gflops": local,
-            })
+                "peak_mib": mem["mib"], "local_sgemm_gflops": None,
+            }
+            if "ratios" in t:
+                # GFLOP/s of the model over GFLOP/s of the sgemm after it, pair by pair
+                shares = [batch * flops / sgemm_flops * ratio for ratio in t["ratios"]]
+                row["sgemm_share"] = statistics.median(shares)
+                row["local_sgemm_gflops"] = row["gflops"] / row["sgemm_share"]
+            rows.append(row)
             print(f"  {variant:12s} {mode.framework:11s} {mode.name:14s} batch {batch:3d}: "
                   f"{images_per_s:8.1f} img/s", flush=True)
     return rows
@@ -124,7 +135,7 @@ def run(variants, *, batches=(1, 32), budget=timing.FULL, check=True, sgemm_reps
     sgemm.append(machine.sgemm_gflops(sgemm_reps))  # again at the end: the machine drifts
     peak = max(sgemm)
     for r in rows:
-        r["sgemm_share"] = r["gflops"] / (r["local_sgemm_gflops"] or peak)
+        r.setdefault("sgemm_share", r["gflops"] / peak)  # batch 1: against the run's best sgemm
         r["copy_share"] = r["weight_gbps"] / copy
     return {
         "machine": {

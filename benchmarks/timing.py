@@ -36,3 +36,28 @@ def seconds_per_call(fn, budget: Budget = FULL) -> dict:
         if (len(times) >= budget.min_reps and elapsed >= budget.min_seconds) or elapsed >= budget.max_seconds:
             break
     return {"median": statistics.median(times), "best": min(times), "reps": len(times)}
+
+
+def paired_seconds(fn, reference, budget: Budget = FULL) -> dict:
+    """Like :func:`seconds_per_call` for ``fn``, each call followed by one call of ``reference``.
+
+    Load from other programs drifts over seconds; a ratio taken pair by pair compares ``fn`` and
+    ``reference`` under the same load. Adds ``ratios``: reference time over ``fn`` time, per pair.
+    """
+    for _ in range(budget.warmup):
+        fn()
+    reference()
+    times, ratios = [], []
+    begin = time.perf_counter()
+    while True:
+        start = time.perf_counter()
+        fn()
+        middle = time.perf_counter()
+        reference()
+        end = time.perf_counter()
+        times.append(middle - start)
+        ratios.append((end - middle) / (middle - start))
+        elapsed = end - begin
+        if (len(times) >= budget.min_reps and elapsed >= budget.min_seconds) or elapsed >= budget.max_seconds:
+            break
+    return {"median": statistics.median(times), "best": min(times), "reps": len(times), "ratios": ratios}

@@ -48,6 +48,13 @@ def test_machine_probes_return_positive_rates():
     assert mem["mib"] is None or mem["mib"] >= 32
 
 
+def test_paired_timing_gives_one_ratio_per_call():
+    calls = []
+    t = timing.paired_seconds(lambda: calls.append("fn"), lambda: calls.append("ref"), timing.SMOKE)
+    assert len(t["ratios"]) == t["reps"] >= 1 and all(r > 0 for r in t["ratios"])
+    assert calls[-2:] == ["fn", "ref"] and calls.count("fn") == t["reps"] + timing.SMOKE.warmup
+
+
 def test_a_tiny_run_makes_a_table_json_and_chart(tmp_path):
     module = alexnet_torch.build("paper").eval()
     spec = get_spec("paper")

@@ -94,6 +94,18 @@ def test_torch_lrn_gradients_and_other_ranks_match():
         assert torch.equal(LocalResponseNorm(*args)(y), F.local_response_norm(y, *args))
 
 
+def test_torch_lrn_traces_and_exports_as_plain_ops():
+    module = LocalResponseNorm(5, 1e-4, 0.75, 1.0, inplace=True).eval()
+    x = _input((2, 96, 6, 6), 30.0, 7, torch.float32).contiguous(memory_format=torch.channels_last)
+    ref = F.local_response_norm(x, 5, 1e-4, 0.75, 1.0)
+    traced = torch.jit.trace(module, x.clone())
+    exported = torch.export.export(module, (x.clone(),)).module()
+    for graph in (traced, exported):
+        y = x.clone()
+        assert rel_error(ref, graph(y)) <= 1e-6
+        assert torch.equal(y, x)  # graphs hold the plain formula: the input is left alone
+
+
 def test_torch_lrn_is_a_drop_in():
     ours, theirs = LocalResponseNorm(5, 1e-4, 0.75, 1.0), torch.nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0)
     assert isinstance(ours, torch.nn.LocalResponseNorm)
@@ -148,18 +160,24 @@ def test_paper_model_in_float64_is_the_documents():
         assert rel_error(doc(x), ours(x)) <= 1e-12
 
 
-def test_paper_model_runs_channels_last_on_cpu_without_being_asked():
-    model = alexnet_torch.build("paper").eval()
+@pytest.mark.parametrize("variant", alexnet_torch.VARIANTS)
+def test_models_run_channels_last_on_cpu_without_being_asked(variant):
+    from alexnet_spec import get_spec
+
+    model = alexnet_torch.build(variant).eval()
     conv = model.features[0]
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     seen = []
     handle = conv.register_forward_hook(lambda m, args, out: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
     try:
         with torch.inference_mode():
-            model(torch.zeros(1, 3, 227, 227))
+            model(torch.zeros(get_spec(variant).input_shape_nchw)[None])
     finally:
         handle.remove()
     assert seen == [True]
+
+
+def test_channels_last_on_cpu_converts_only_4d_tensors():
     x = torch.zeros(1, 3, 4, 4)
     assert channels_last_on_cpu(x).is_contiguous(memory_format=torch.channels_last)
     image = x[0]  # 3-D: left alone
@@ -186,14 +204,28 @@ def test_torchvision_model_keeps_torchvisions_initialization():
         assert k == k2 and torch.equal(a, b)
 
 
+@pytest.mark.parametrize("variant", alexnet_torch.VARIANTS)
+def test_keras_models_choose_xla_where_it_was_measured_faster(variant):
+    import keras
+
+    import alexnet_keras
+    from alexnet_keras.model import XLA_VARIANTS
+
+    expected = variant in XLA_VARIANTS and keras.backend.backend() == "tensorflow"
+    model = alexnet_keras.build(variant, num_classes=10)
+    assert bool(model.jit_compile) is expected
+    model.compile(loss="categorical_crossentropy")
+    assert bool(model.jit_compile) is expected
+    model.compile(loss="categorical_crossentropy", jit_compile=False)
+    assert not model.jit_compile
+
+
 def test_keras_model_predicts_through_xla_by_default():
     import keras
 
     import alexnet_keras
 
     model = alexnet_keras.build("paper", num_classes=10)
-    assert model.jit_compile is (keras.backend.backend() == "tensorflow")
-    model.compile(loss="categorical_crossentropy")
     assert model.jit_compile is (keras.backend.backend() == "tensorflow")
     x = np.random.default_rng(0).standard_normal((2, 227, 227, 3)).astype(np.float32)
     called = keras.ops.convert_to_numpy(model(x, training=False))

@@ -114,7 +114,8 @@ def _tracing() -> bool:
 
 
 # Elements per block: two buffers of it stay in a core's cache, and blocks are few enough that
-# per-call overhead is small (benchmarks/lrn.py; 2**16 and 2**20 were slower on 2 cores).
+# per-call overhead is small (python -m benchmarks.layers on 2 cores: 2**18 and 2**20 within noise of
+# each other, 2**16 and 2**22 slower).
 BLOCK_ELEMENTS = 1 << 18
 
 

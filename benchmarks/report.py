@@ -93,7 +93,7 @@ def write_chart(results: dict, path, *, before: dict | None = None, overwrite: b
     ax.set_yticks(list(ys), labels)
     ax.invert_yaxis()
     big = max(r["batch"] for r in results["rows"])
-    ax.set_xlabel(f"share of a 4096x4096 fp32 sgemm run just before each bar, batch {big}")
+    ax.set_xlabel(f"share of a 4096x4096 fp32 sgemm run after each call (median over calls), batch {big}")
     ax.set_title("AlexNet inference, fp32, CPU (* = the user's default path)", pad=28)
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, fontsize="small", frameon=False)
     fig.tight_layout()

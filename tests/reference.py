@@ -67,8 +67,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def assert_same_network(reference, ours, x, *, rtol: float = 1e-5) -> None:
-    """``ours`` computes what ``reference`` computes: our fast paths (channels_last, banded-matmul
-    LRN) round differently from the plain NCHW path, so both are judged at fp32's floor against a
+    """``ours`` computes what ``reference`` computes: our fast paths (channels_last, blocked LRN,
+    transposed Linear) round differently from the plain NCHW path, so both are judged at fp32's floor against a
     float64 run of the reference's weights, and against each other."""
     with torch.no_grad():
         ours_y, ref_y = ours(x).numpy(), reference(x).numpy()

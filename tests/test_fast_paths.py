@@ -1,5 +1,6 @@
-"""The fast paths compute exactly what the plain ones do: the banded-matmul LocalResponseNorm in
-both frameworks against PyTorch's own in float64, and the models' default fast settings."""
+"""The fast paths compute exactly what the plain ones do: our LocalResponseNorm in both frameworks
+and our torch Linear against PyTorch's own in float64, Keras predict against Keras's own, and the
+models' default fast settings."""
 
 import numpy as np
 import pytest
@@ -59,7 +60,7 @@ def _check_lrn(shape, args, scale, seed, layout, inplace):
 
 @pytest.mark.parametrize("flavour", sorted(LRN_FLAVOURS))
 @pytest.mark.parametrize("channels_last", [False, True])
-@pytest.mark.parametrize("channels", [96, 256])  # both sides of MATMUL_MAX_CHANNELS
+@pytest.mark.parametrize("channels", [96, 256])  # AlexNet's two LRN widths
 def test_torch_lrn_at_alexnets_widths(flavour, channels_last, channels):
     p = LRN_FLAVOURS[flavour]
     args = (p.size, p.alpha, p.beta, p.k)

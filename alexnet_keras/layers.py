@@ -44,6 +44,9 @@ class LocalResponseNormalization(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k, "axis": self.axis}
+
 
 def _power(d, beta: float):
     """``d ** beta``; AlexNet's 0.75 as ``sqrt(d) * sqrt(sqrt(d))``, which XLA vectorizes where
@@ -54,9 +57,6 @@ def _power(d, beta: float):
     if beta == 0.5:
         return ops.sqrt(d)
     return ops.power(d, beta)
-
-    def get_config(self):
-        return {**super().get_config(), "size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k, "axis": self.axis}
 
 
 # --8<-- [start:padding]

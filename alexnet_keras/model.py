@@ -41,10 +41,10 @@ class AlexNetModel(keras.Model):
         replica, the same compiled ``predict_function``, callbacks and progress bar are driven from
         slices of ``x``; anything else goes to Keras's own ``predict``.
         """
-        if not self._predicts_from_slices(x, steps):
+        if not self._predicts_from_slices(x, batch_size, steps):
             return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
         check_input(x, self.variant, tuple(self.inputs[0].shape))  # before tracing relaxes the shape
-        batch_size = 32 if batch_size is None else int(batch_size)
+        batch_size = 32 if batch_size is None else batch_size
         num_batches = math.ceil(len(x) / batch_size)
         if not isinstance(callbacks, keras.callbacks.CallbackList):
             callbacks = keras.callbacks.CallbackList(
@@ -64,11 +64,13 @@ class AlexNetModel(keras.Model):
         callbacks.on_predict_end()
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
-    def _predicts_from_slices(self, x, steps) -> bool:
+    def _predicts_from_slices(self, x, batch_size, steps) -> bool:
+        """One dense array or tensor (sparse ones cannot be sliced), a batch size Keras would take."""
         return (
             keras.backend.backend() == "tensorflow"
-            and (isinstance(x, np.ndarray) or keras.ops.is_tensor(x))
-            and len(x.shape) > 0 and x.shape[0]
+            and (isinstance(x, np.ndarray) or (keras.ops.is_tensor(x) and hasattr(x, "__getitem__")))
+            and len(x.shape) > 0 and bool(x.shape[0])
+            and (batch_size is None or (isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool) and batch_size > 0))
             and steps is None
             and len(self.outputs) == 1
             and self.steps_per_execution == 1
@@ -76,7 +78,7 @@ class AlexNetModel(keras.Model):
         )
 
 
-# Variants that predict faster through XLA on CPU, measured at batch 32 (tf.function with and
+# Variants that predict faster through XLA on CPU, measured at batch 32 (a TensorFlow function with and
 # without jit_compile, alternated; docs/benchmarks.md): paper 553 vs 781 ms (XLA fuses the LRN).
 # Not cifar (402 vs 44 ms: XLA's CPU convolutions on 4x4 and 2x2 maps are slow) nor torchvision
 # (437 vs 390 ms at batch 32, though 34 vs 45 ms at batch 1).

@@ -1,8 +1,8 @@
 """Faster modules with the exact semantics of PyTorch's own, and the CPU layout helper.
 
-Each is a drop-in: same constructor arguments (plus an opt-in ``inplace``), same ``repr`` unless
-``inplace`` is set, no parameters or buffers of its own,
-so a model using them keeps the document's ``state_dict`` keys and loads its checkpoints.
+Each is a drop-in for the PyTorch module it subclasses: same constructor arguments (plus an opt-in
+``inplace`` for the LRN), same parameters (none for the LRN) and ``repr`` (unless ``inplace`` is
+set), so a model using them keeps the document's ``state_dict`` keys and loads its checkpoints.
 """
 
 from __future__ import annotations
@@ -40,8 +40,7 @@ class LocalResponseNorm(nn.LocalResponseNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.numel() == 0:
             return super().forward(x)
-        if (torch.is_grad_enabled() and x.requires_grad) or _tracing():
-            # autograd, or a compiler/exporter that fuses the plain formula itself
+        if x.device.type != "cpu" or (torch.is_grad_enabled() and x.requires_grad) or _tracing():
             return x * self._window_sum(x * x, dim=1).pow(-self.beta)
         if x.is_contiguous(memory_format=torch.channels_last):  # pixels x channels
             out = x if self.inplace else torch.empty_like(x)
@@ -90,10 +89,10 @@ class Linear(nn.Linear):
     """``nn.Linear`` (same arguments, parameters, keys and ``repr``), faster on CPU for a batch of
     rows.
 
-    ``x @ W.T`` with a few rows of ``x`` and a large ``W`` is memory-bound, and MKL reads ``W``
-    more slowly as the transposed operand: computing ``(W @ x.T).T`` instead ran AlexNet's three
-    layers at batch 32 in 51 ms against 92 (``python -m benchmarks.layers``); the result is the
-    same up to fp32 rounding.
+    With a few rows of ``x`` and a large ``W``, MKL computes ``x @ W.T`` more slowly than
+    ``(W @ x.T).T``, reading ``W`` as the transposed operand: AlexNet's three dense layers at batch
+    32 took 51 ms against 74 (``python -m benchmarks.layers``). The result is the same up to fp32
+    rounding.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

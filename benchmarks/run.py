@@ -71,7 +71,7 @@ def measure_modes(variant, modes, models, flops, params, shape, batches, budget)
                 # GFLOP/s of the model over GFLOP/s of the sgemm after it, pair by pair
                 shares = [batch * flops / sgemm_flops * ratio for ratio in t["ratios"]]
                 row["sgemm_share"] = statistics.median(shares)
-                row["local_sgemm_gflops"] = row["gflops"] / row["sgemm_share"]
+                row["local_sgemm_gflops"] = row["gflops"] / row["sgemm_share"]  # implied, not measured
             rows.append(row)
             print(f"  {variant:12s} {mode.framework:11s} {mode.name:14s} batch {batch:3d}: "
                   f"{images_per_s:8.1f} img/s", flush=True)

@@ -212,7 +212,9 @@ def test_keras_models_choose_xla_where_it_was_measured_faster(variant):
     import alexnet_keras
     from alexnet_keras.model import XLA_VARIANTS
 
-    expected = variant in XLA_VARIANTS and keras.backend.backend() == "tensorflow"
+    inputs = keras.Input((2,))
+    keras_auto = bool(keras.Model(inputs, keras.layers.Dense(1)(inputs)).jit_compile)  # Keras's own choice here
+    expected = keras_auto or (variant in XLA_VARIANTS and keras.backend.backend() == "tensorflow")
     model = alexnet_keras.build(variant, num_classes=10)
     assert bool(model.jit_compile) is expected
     model.compile(loss="categorical_crossentropy")
@@ -267,9 +269,13 @@ def test_keras_predict_from_slices_is_keras_predict(capsys):
     assert rel_error(theirs[:1], model.predict(x[:1], verbose=0)) <= 1e-6
     with pytest.raises(ValueError, match="NHWC"):
         model.predict(x.transpose(0, 3, 1, 2), verbose=0)
+    for odd in (0, -1, 2.5, True):  # batch sizes Keras judges itself
+        assert not model._predicts_from_slices(x, odd, None)
+    assert model._predicts_from_slices(x, np.int64(2), None)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         dataset = tf.data.Dataset.from_tensor_slices(x).batch(2)
-        assert not model._predicts_from_slices(dataset, None)
+        assert not model._predicts_from_slices(dataset, None, None)
+        assert not model._predicts_from_slices(tf.sparse.from_dense(x[:, :, 0, 0]), None, None)
         assert rel_error(theirs, model.predict(dataset, verbose=0)) <= 1e-6

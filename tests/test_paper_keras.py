@@ -43,6 +43,9 @@ def test_lrn_layer_serializes():
     clone = keras.layers.deserialize(keras.layers.serialize(layer))
     assert isinstance(clone, LocalResponseNormalization)
     assert (clone.size, clone.alpha, clone.beta, clone.k) == (5, 5e-4, 0.75, 2.0)
+    config = LocalResponseNormalization(np.int64(5), 1, 0.75, 2).get_config()  # our get_config: plain numbers
+    assert {k: (type(v), v) for k, v in config.items() if k in ("size", "alpha", "k", "axis")} == {
+        "size": (int, 5), "alpha": (float, 1.0), "k": (float, 2.0), "axis": (int, -1)}
 
 
 def test_keras_file_reloads_in_a_fresh_process(tmp_path):

@@ -25,10 +25,14 @@ class LocalResponseNorm(nn.LocalResponseNorm):
     taken as two square roots and a product (vectorized, where ``pow`` is not).
 
     ``inplace=True`` (as in ``nn.ReLU``) writes the result into the input when autograd does not
-    need it; AlexNet uses it after an in-place ReLU, whose output nothing else reads. Under
-    autograd, ``torch.compile``, ``torch.export`` or ``torch.jit.trace`` the plain whole-tensor
-    formula runs instead (a new tensor), so graphs capture ordinary ops.
+    need it; AlexNet uses it after its in-place ReLU, so (as with that ReLU over the conv output)
+    a forward hook that keeps the ReLU's output without copying it sees the normalized values.
+    Off the CPU, under autograd, ``torch.compile``, ``torch.export`` or ``torch.jit.trace`` the
+    plain whole-tensor formula runs instead (a new tensor): one launch per op on a GPU, ordinary
+    ops in a captured graph.
     """
+
+    inplace = False  # also a class default: modules pickled before the option existed lack it
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, inplace: bool = False) -> None:
         super().__init__(size, alpha, beta, k)

@@ -112,6 +112,10 @@ def test_torch_lrn_is_a_drop_in():
     assert isinstance(ours, torch.nn.LocalResponseNorm)
     assert repr(ours) == repr(theirs) and not list(ours.state_dict())
     assert repr(LocalResponseNorm(5, inplace=True)) == "LocalResponseNorm(5, alpha=0.0001, beta=0.75, k=1.0, inplace=True)"
+    legacy = LocalResponseNorm(5)
+    del legacy.__dict__["inplace"]  # as unpickled from a module saved before the option existed
+    x = _input((1, 6, 2, 2), 3.0, 8)
+    assert rel_error(F.local_response_norm(x, 5), legacy(x)) <= 1e-13 and not legacy.inplace
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -236,7 +240,7 @@ def test_keras_model_predicts_through_xla_by_default():
     assert rel_error(called, predicted) <= 1e-5
 
 
-def test_keras_predict_from_slices_is_keras_predict(capsys):
+def test_keras_predict_from_slices_is_keras_predict(capsys, monkeypatch):
     """Our ``predict`` for in-memory arrays gives what Keras's own gives, batch by batch, with the
     same callbacks and progress bar; other inputs go to Keras's own."""
     import keras
@@ -246,6 +250,11 @@ def test_keras_predict_from_slices_is_keras_predict(capsys):
     model = alexnet_keras.build("cifar", num_classes=7)
     x = np.random.default_rng(1).standard_normal((5, 32, 32, 3)).astype(np.float32)
     theirs = keras.Model.predict(model, x, batch_size=2, verbose=0)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an in-memory array went to Keras's own predict")
+
+    monkeypatch.setattr(keras.Model, "predict", refuse)  # what super().predict resolves to
 
     class Seen(keras.callbacks.Callback):
         def __init__(self):
@@ -276,6 +285,7 @@ def test_keras_predict_from_slices_is_keras_predict(capsys):
         import tensorflow as tf
 
         dataset = tf.data.Dataset.from_tensor_slices(x).batch(2)
+        monkeypatch.undo()
         assert not model._predicts_from_slices(dataset, None, None)
         assert not model._predicts_from_slices(tf.sparse.from_dense(x[:, :, 0, 0]), None, None)
         assert rel_error(theirs, model.predict(dataset, verbose=0)) <= 1e-6

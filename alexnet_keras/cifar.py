@@ -12,6 +12,7 @@ from keras import layers
 
 from alexnet_keras.model import AlexNetModel
 from alexnet_spec import get_spec
+from alexnet_spec.variants import check_num_classes
 
 SPEC = get_spec("cifar")
 
@@ -34,6 +35,7 @@ def AlexNetCifar(
         dropout: dropout rate after each hidden dense layer.
         weights: None, or a ``.weights.h5`` / ``.safetensors`` file to load.
     """
+    check_num_classes(num_classes)
     if not isinstance(logits, bool):
         raise TypeError(f"logits must be True or False; found {logits!r}")
     # --8<-- [start:layers]

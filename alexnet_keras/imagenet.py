@@ -21,6 +21,7 @@ from keras import layers
 from alexnet_keras.layers import keras_padding
 from alexnet_keras.model import AlexNetModel
 from alexnet_spec import get_spec
+from alexnet_spec.variants import check_num_classes
 from alexnet_spec.imagenet import IMAGENET1K_V1, keras_cache_dir
 
 SPEC = get_spec("torchvision")
@@ -88,6 +89,8 @@ def AlexNet(
             f"weights), or the path to a .safetensors / .weights.h5 file; found {weights!r}, which is "
             "not an existing file."
         )
+    if include_top:
+        check_num_classes(classes)
     if weights == "imagenet" and include_top and classes != SPEC.num_classes:
         raise ValueError(
             f"weights='imagenet' with include_top=True has {SPEC.num_classes} classes; found classes={classes}. "

@@ -27,7 +27,17 @@ class AlexNetModel(keras.Model):
 
     def __call__(self, inputs, *args, **kwargs):
         check_input(inputs, self.variant, tuple(self.inputs[0].shape))
+        if _is_empty_batch(inputs) and (empty := self._empty_output()) is not None:
+            return keras.ops.convert_to_tensor(empty)
         return super().__call__(inputs, *args, **kwargs)
+
+    def _empty_output(self) -> np.ndarray | None:
+        """The output for a batch of no images, as PyTorch gives it: Keras's layers fail on one
+        (a Flatten of zero rows cannot infer its width). None where the shape is unknown."""
+        shape = tuple(self.outputs[0].shape[1:])
+        if len(self.outputs) != 1 or any(d is None for d in shape):
+            return None
+        return np.zeros((0, *shape), dtype=keras.backend.standardize_dtype(self.outputs[0].dtype))
 
     def get_config(self):
         return {**super().get_config(), "variant": self.variant, "options": self.options}
@@ -41,6 +51,9 @@ class AlexNetModel(keras.Model):
         replica, the same compiled ``predict_function``, callbacks and progress bar are driven from
         slices of ``x``; anything else goes to Keras's own ``predict``.
         """
+        if _is_empty_batch(x) and (empty := self._empty_output()) is not None:
+            check_input(x, self.variant, tuple(self.inputs[0].shape))
+            return empty
         if not self._predicts_from_slices(x, batch_size, steps):
             return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
         check_input(x, self.variant, tuple(self.inputs[0].shape))  # before tracing relaxes the shape
@@ -93,6 +106,11 @@ def _jit_by_default(variant: str | None) -> bool:
     ``torch.compile``, which is left to the user.
     """
     return variant in XLA_VARIANTS and keras.backend.backend() == "tensorflow"
+
+
+def _is_empty_batch(x) -> bool:
+    shape = getattr(x, "shape", None)
+    return shape is not None and len(shape) > 0 and shape[0] == 0
 
 
 def check_input(x, variant: str | None, expected: tuple) -> None:

@@ -12,7 +12,7 @@ from keras import layers
 from alexnet_keras.layers import LocalResponseNormalization, keras_padding
 from alexnet_keras.model import AlexNetModel
 from alexnet_spec import LRN_FLAVOURS, get_spec
-from alexnet_spec.variants import PAPER_INIT_ONE_BIAS, PAPER_INIT_STD
+from alexnet_spec.variants import PAPER_INIT_ONE_BIAS, PAPER_INIT_STD, check_num_classes
 
 SPEC = get_spec("paper")
 
@@ -47,6 +47,7 @@ def AlexNetPaper(
         dropout: dropout rate of the two hidden dense layers.
         weights: None, or a ``.weights.h5`` / ``.safetensors`` file to load.
     """
+    check_num_classes(num_classes)
     if lrn not in LRN_FLAVOURS:
         raise ValueError(f"lrn must be one of {sorted(LRN_FLAVOURS)}; found {lrn!r}")
     if init not in ("default", "paper"):

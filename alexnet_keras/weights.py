@@ -4,12 +4,14 @@ converted here with numpy alone so a Keras-only install can use weights ported f
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import keras
 
 from alexnet_spec import checksum, exchange
 from alexnet_spec.files import atomic_write
+from alexnet_spec.messages import first_line, require_file
 from alexnet_spec.port import keras_to_torch, torch_to_keras
 from alexnet_spec.tables import get_table
 
@@ -31,9 +33,7 @@ def set_layer_weights(model: keras.Model, weights: dict[str, list]) -> keras.Mod
 
 
 def load_weights(model: keras.Model, path: str | os.PathLike) -> keras.Model:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such weight file: {path}")
+    path = require_file(path)
     if path.suffix == ".safetensors":
         ex = exchange.load(path, getattr(model, "variant", None))
         table = get_table(ex.variant)
@@ -42,26 +42,31 @@ def load_weights(model: keras.Model, path: str | os.PathLike) -> keras.Model:
         checksum.verify(path)  # when a .sha256 sidecar is there
         before = model.get_weights()  # Keras assigns what fits before it raises: undo a partial load
         try:
-            model.load_weights(path)
+            with warnings.catch_warnings(record=True) as caught:  # Keras warns, then raises: say it once
+                warnings.simplefilter("always")
+                model.load_weights(path)
         except Exception as err:  # h5py and Keras raise many types for foreign or truncated files
             model.set_weights(before)
             raise ValueError(
-                f"{path} could not be loaded into {model.name} ({str(err).splitlines()[0]}). It may be "
+                f"{path} could not be loaded into {model.name} ({first_line(err)}). It may be "
                 "truncated, or saved from another variant or num_classes."
             ) from err
+        for warning in caught:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         return model
     raise ValueError(f"{path}: unknown weight format; expected .weights.h5 or .safetensors")
 
 
-def save_weights(model: keras.Model, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write weights atomically as ``.weights.h5``, ``.keras`` (whole model) or ``.safetensors``."""
+def save_weights(model: keras.Model, path: str | os.PathLike, *, overwrite: bool = False, sidecar: bool = False) -> Path:
+    """Write weights atomically as ``.weights.h5``, ``.keras`` (whole model) or ``.safetensors``;
+    with ``sidecar``, a ``sha256sum`` file beside it that every reader here verifies."""
     path = Path(path)
     if path.suffix == ".safetensors":
         table = get_table(model.variant)
         record = exchange.Exchange(keras_to_torch(table, layer_weights(model)), model.variant, dict(model.options))
-        return exchange.save(path, record, overwrite=overwrite)
+        return exchange.save(path, record, overwrite=overwrite, sidecar=sidecar)
     if path.name.endswith(".weights.h5"):
-        return atomic_write(path, model.save_weights, overwrite=overwrite)
+        return atomic_write(path, model.save_weights, overwrite=overwrite, sidecar=sidecar)
     if path.suffix == ".keras":
-        return atomic_write(path, model.save, overwrite=overwrite)
+        return atomic_write(path, model.save, overwrite=overwrite, sidecar=sidecar)
     raise ValueError(f"{path}: choose a .weights.h5, .keras or .safetensors file name")

@@ -1,7 +1,7 @@
 """SHA-256 sidecars for weight files: ``model.safetensors.sha256`` beside ``model.safetensors``.
 
 The sidecar holds one ``sha256sum`` line (``<64 hex>  <file name>``), so ``sha256sum -c`` checks
-it too. ``alexnet-parity port`` writes one for every file it writes; loaders verify it when it is
+it too. ``alexnet-parity port`` writes one for every file it writes (``alexnet_spec.files``); loaders verify it when it is
 there, and require it for the converted ImageNet weights, so a truncated or altered download is
 refused before any of it is used.
 """
@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-
-from alexnet_spec.files import atomic_write
 
 SUFFIX = ".sha256"
 
@@ -30,10 +28,8 @@ def sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def write_sidecar(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    path = Path(path)
-    line = f"{sha256(path)}  {path.name}\n"
-    return atomic_write(sidecar(path), lambda tmp: Path(tmp).write_text(line), overwrite=overwrite)
+def sidecar_line(digest: str, name: str) -> str:
+    return f"{digest}  {name}\n"
 
 
 def require_sidecar(path: str | os.PathLike) -> None:

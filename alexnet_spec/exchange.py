@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from alexnet_spec.files import atomic_write
+from alexnet_spec.messages import require_file
 
 FORMAT = "alexnet-parity/1"
 LAYOUT = "torch"  # state_dict keys, NCHW convolution kernels, (out, in) dense weights
@@ -26,9 +27,8 @@ class Exchange:
     options: dict = field(default_factory=dict)
 
 
-def save(path: str | os.PathLike, ex: Exchange, *, overwrite: bool = False) -> Path:
-    from safetensors.numpy import save_file
-
+def save(path: str | os.PathLike, ex: Exchange, *, overwrite: bool = False, sidecar: bool = False) -> Path:
+    """Write ``ex`` atomically; the same record always gives the same bytes (and sha256)."""
     metadata = {
         "format": FORMAT,
         "layout": LAYOUT,
@@ -36,7 +36,21 @@ def save(path: str | os.PathLike, ex: Exchange, *, overwrite: bool = False) -> P
         "options": json.dumps(ex.options, sort_keys=True),
     }
     tensors = {k: np.ascontiguousarray(v) for k, v in ex.state.items()}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), overwrite=overwrite)
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(canonical_bytes(tensors, metadata)),
+                        overwrite=overwrite, sidecar=sidecar)
+
+
+def canonical_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    """safetensors bytes with the header's keys sorted: the library writes its metadata (a hash
+    map) in an order that changes between processes, so the same weights hashed differently."""
+    from safetensors.numpy import save
+
+    data = save(tensors, metadata=metadata)
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the format aligns the tensor data to 8 bytes
+    return len(text).to_bytes(8, "little") + text + data[8 + size:]
 
 
 def load(path: str | os.PathLike, variant: str | None = None) -> Exchange:
@@ -46,9 +60,7 @@ def load(path: str | os.PathLike, variant: str | None = None) -> Exchange:
 
     from alexnet_spec import checksum
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such weight file: {path}")
+    path = require_file(path)
     checksum.verify(path)
     try:
         with safe_open(str(path), framework="numpy") as f:

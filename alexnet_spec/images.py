@@ -40,11 +40,19 @@ def open_rgb(source, *, min_size: int | None = None):
     else:
         name = str(source)
         path = Path(source)
+        if path.is_dir():
+            raise ImageError(f"{path} is a directory; expected an image file. Name the image inside it.")
         if not path.is_file():
             raise ImageError(f"no such image file: {path}")
         try:
             image = Image.open(path)
             image.load()  # decode now: a truncated file fails here, not later
+        except Image.DecompressionBombError as err:
+            raise ImageError(
+                f"{name} was refused: it declares more pixels than PIL opens safely ({err}). A photograph "
+                "for AlexNet needs far fewer; resize it first, or raise PIL.Image.MAX_IMAGE_PIXELS if you "
+                "trust the file."
+            ) from err
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
             raise ImageError(
                 f"cannot read {name} as an image ({err}). Expected a JPEG, PNG or other format PIL "

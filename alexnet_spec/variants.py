@@ -229,8 +229,21 @@ def build_variant(builders: dict, variant: str, num_classes: int | None, options
     variant's own builder, with ``num_classes`` among its options when given."""
     get_spec(variant)
     if num_classes is not None:
-        options["num_classes"] = num_classes
+        options["num_classes"] = check_num_classes(num_classes)
     return builders[variant](**options)
+
+
+def check_num_classes(num_classes) -> int:
+    """A positive int (numpy ints too); bool, float and str are refused, not coerced: ``True`` would
+    otherwise build a one-class model and ``"10"`` fail deep inside a layer."""
+    import numbers
+
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
+        raise ValueError(
+            f"num_classes must be a positive int (the size of the last layer, e.g. 1000 for ImageNet, 10 for "
+            f"CIFAR-10); found {num_classes!r} ({type(num_classes).__name__})."
+        )
+    return int(num_classes)
 
 
 def check_options(variant: str, options: dict) -> dict:

@@ -7,9 +7,20 @@ import torch
 from alexnet_spec import VariantSpec
 
 
-def check_input(x: torch.Tensor, spec: VariantSpec) -> None:
+def check_input(x: torch.Tensor, spec: VariantSpec, dtype: torch.dtype | None = None) -> None:
+    """``dtype``: the model's parameter dtype, which the input must match outside autocast."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"expected a torch.Tensor, found {type(x).__name__}; convert with torch.as_tensor(x)")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"AlexNet {spec.name!r} expects a floating-point image batch; found dtype {x.dtype}. Convert it "
+            "with x.float() (and scale uint8 pixels as the model was trained: alexnet_torch.transforms does)."
+        )
+    if dtype is not None and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(
+            f"AlexNet {spec.name!r} has {dtype} weights; found a {x.dtype} input. Pass x.to({dtype}) "
+            f"(x.float() for float32), or convert the model with model.to({x.dtype})."
+        )
     if x.ndim != 4:
         hint = " Add the batch axis with x.unsqueeze(0)." if x.ndim == 3 else ""
         raise ValueError(

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from alexnet_spec import get_spec
+from alexnet_spec.variants import check_num_classes
 from alexnet_torch._checks import check_input
 from alexnet_torch.batchnorm import BatchNorm1dKeras, BatchNorm2dKeras
 from alexnet_torch.layers import ChannelsLastOnCPU, Linear
@@ -38,6 +39,7 @@ class AlexNetCifar(ChannelsLastOnCPU, nn.Module):
 
     def __init__(self, num_classes: int = SPEC.num_classes, *, logits: bool = False, dropout: float = SPEC.dropout) -> None:
         super().__init__()
+        check_num_classes(num_classes)
         if not isinstance(logits, bool):
             raise TypeError(f"logits must be True or False; found {logits!r}")
         # --8<-- [start:layers]
@@ -71,7 +73,7 @@ class AlexNetCifar(ChannelsLastOnCPU, nn.Module):
         self.use_channels_last()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, SPEC)
+        check_input(x, SPEC, self.features[0].weight.dtype)
         x = self.features(self.fast_layout(x))
         x = torch.flatten(x, 1)
         return self.classifier(x)

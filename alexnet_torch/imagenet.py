@@ -15,6 +15,7 @@ from torch import nn
 from torchvision.models import AlexNet, AlexNet_Weights
 
 from alexnet_spec import get_spec
+from alexnet_spec.variants import check_num_classes
 from alexnet_torch._checks import check_input
 from alexnet_torch.layers import ChannelsLastOnCPU, Linear
 
@@ -32,7 +33,7 @@ class AlexNetTorchvision(ChannelsLastOnCPU, AlexNet):
     variant = "torchvision"
 
     def __init__(self, num_classes: int = SPEC.num_classes, dropout: float = SPEC.dropout) -> None:
-        super().__init__(num_classes=num_classes, dropout=dropout)
+        super().__init__(num_classes=check_num_classes(num_classes), dropout=dropout)
         for i, layer in enumerate(self.classifier):
             if isinstance(layer, nn.Linear):
                 self.classifier[i] = Linear.replacing(layer)
@@ -40,7 +41,7 @@ class AlexNetTorchvision(ChannelsLastOnCPU, AlexNet):
         self.use_channels_last()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, SPEC)
+        check_input(x, SPEC, self.features[0].weight.dtype)
         return super().forward(self.fast_layout(x))
 # --8<-- [end:model]
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from alexnet_spec import LRN_FLAVOURS, get_spec
-from alexnet_spec.variants import PAPER_INIT_ONE_BIAS, PAPER_INIT_STD
+from alexnet_spec.variants import PAPER_INIT_ONE_BIAS, PAPER_INIT_STD, check_num_classes
 from alexnet_torch._checks import check_input
 from alexnet_torch.layers import ChannelsLastOnCPU, Linear, LocalResponseNorm
 
@@ -44,6 +44,7 @@ class AlexNetPaper(ChannelsLastOnCPU, nn.Module):
         dropout: float = SPEC.dropout,
     ) -> None:
         super().__init__()
+        check_num_classes(num_classes)
         if lrn not in LRN_FLAVOURS:
             raise ValueError(f"lrn must be one of {sorted(LRN_FLAVOURS)}; found {lrn!r}")
         if init not in ("default", "paper"):
@@ -80,7 +81,7 @@ class AlexNetPaper(ChannelsLastOnCPU, nn.Module):
 
     # --8<-- [start:forward]
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, SPEC)
+        check_input(x, SPEC, self.features[0].weight.dtype)
         x = self.features(self.fast_layout(x))
         x = torch.flatten(x, 1)  # not x.view(): works on channels_last tensors too
         return self.classifier(x)

@@ -13,6 +13,7 @@ from torch import nn
 
 from alexnet_spec import checksum, exchange
 from alexnet_spec.files import atomic_write
+from alexnet_spec.messages import first_line, require_file
 
 PT_SUFFIXES = (".pt", ".pth", ".bin")
 
@@ -25,9 +26,7 @@ def read_state_dict(
     The second value is the exchange record (variant, options) for safetensors files, else None.
     Never runs code from the file: a pickle holding anything but tensors is refused.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such weight file: {path}")
+    path = require_file(path)
     if path.suffix == ".safetensors":
         ex = exchange.load(path, variant)
         return {k: torch.from_numpy(np.array(v)) for k, v in ex.state.items()}, ex
@@ -43,11 +42,11 @@ def read_state_dict(
         raise ValueError(
             f"{path} was refused: it holds Python objects other than tensors, and loading it would "
             f"run code from the file. Save a plain state_dict (torch.save(model.state_dict(), path)). "
-            f"Details: {str(err).splitlines()[0]}"
+            f"Details: {first_line(err)}"
         ) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise ValueError(
-            f"{path} is not a readable PyTorch checkpoint ({str(err).splitlines()[0]}). "
+            f"{path} is not a readable PyTorch checkpoint ({first_line(err)}). "
             "It may be truncated or of another format."
         ) from err
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -88,8 +87,9 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], *, source: str 
     return model
 
 
-def save_weights(model: nn.Module, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write ``model``'s weights atomically as ``.pt`` (a state_dict) or ``.safetensors``."""
+def save_weights(model: nn.Module, path: str | os.PathLike, *, overwrite: bool = False, sidecar: bool = False) -> Path:
+    """Write ``model``'s weights atomically as ``.pt`` (a state_dict) or ``.safetensors``; with
+    ``sidecar``, a ``sha256sum`` file beside it that every reader here verifies."""
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if path.suffix == ".safetensors":
@@ -98,7 +98,14 @@ def save_weights(model: nn.Module, path: str | os.PathLike, *, overwrite: bool =
             variant=getattr(model, "variant", ""),
             options=dict(getattr(model, "options", {})),
         )
-        return exchange.save(path, record, overwrite=overwrite)
+        return exchange.save(path, record, overwrite=overwrite, sidecar=sidecar)
     if path.suffix not in PT_SUFFIXES:
         raise ValueError(f"{path}: choose a .pt, .pth or .safetensors file name")
-    return atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=overwrite)
+    return atomic_write(path, lambda tmp: _torch_save(state, tmp), overwrite=overwrite, sidecar=sidecar)
+
+
+def _torch_save(state: dict, tmp: str) -> None:
+    # Through a file object: given a path, torch names the archive's root after the file (here a
+    # random temporary name), so the same weights would give different bytes and checksums.
+    with open(tmp, "wb") as f:
+        torch.save(state, f)

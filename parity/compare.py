@@ -168,6 +168,20 @@ def _errors(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return max_abs, (max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else math.inf))
 
 
+def check_finite(x: np.ndarray) -> None:
+    """Refuse NaN or infinite input: the frameworks disagree on it by design (PyTorch carries NaN to
+    the logits; Keras's max-pool and ReLU on TensorFlow/XLA drop it), so every layer would fail
+    for a reason that is not a porting error."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"the input batch holds {int(bad.sum())} non-finite values (NaN or infinity; the first at "
+            f"index {first}): parity is undefined there, since PyTorch propagates NaN and Keras's pooling "
+            "may drop it. Pass finite input (e.g. np.nan_to_num(x)) or find where the NaN came from."
+        )
+
+
 def compare(
     torch_model, keras_model, x, *, rtol: float = DEFAULT_RTOL, reference: bool = False, variant=None, training: bool = False
 ) -> ParityReport:
@@ -184,6 +198,7 @@ def compare(
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 4:
         raise ValueError(f"x must be an NCHW batch (N, C, H, W); found shape {x.shape}")
+    check_finite(x)
     was_training = torch_model.training
     torch_model.train(training)
     try:

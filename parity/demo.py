@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 
 def chelsea():
     from PIL import Image
@@ -40,8 +38,10 @@ def choose_weights() -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from parity.predict import EXIT_DIFFER, EXIT_OK, FRAMEWORKS, classify, format_result, load_models, preprocess
+    from parity.console import EXIT_DIFFER, EXIT_OK, import_frameworks
+    from parity.predict import FRAMEWORKS, classify, format_result, load_models, preprocess
 
+    import_frameworks(torch=True, keras=True)
     weights, note = choose_weights()
     models = load_models(FRAMEWORKS, "torchvision", weights, seed=0)
     result = classify(models, preprocess(chelsea(), FRAMEWORKS, "torchvision"))

@@ -16,6 +16,7 @@ import numpy as np
 
 from alexnet_spec import checksum, exchange
 from alexnet_spec.exchange import Exchange
+from alexnet_spec.messages import first_line, require_file
 from alexnet_spec.port import check_torch_state, infer_variant, num_classes_of_torch
 from alexnet_spec.port import torch_to_keras as torch_to_keras_arrays
 from alexnet_spec.tables import get_table
@@ -41,16 +42,14 @@ def load_keras_model(path: str | os.PathLike):
 
     import alexnet_keras  # noqa: F401  (registers our layers for deserialization)
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such model file: {path}")
+    path = require_file(path, "model file")
     checksum.verify(path)  # when a .sha256 sidecar is there
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a .keras archive (a zip file); it may be truncated or of another format")
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for foreign, hostile or broken archives
-        raise ValueError(f"{path} could not be loaded safely as a Keras model: {str(err).splitlines()[0]}") from err
+        raise ValueError(f"{path} could not be loaded safely as a Keras model: {first_line(err)}") from err
 
 
 def read(path: str | os.PathLike, variant: str | None = None, options: dict | None = None) -> Exchange:
@@ -98,8 +97,7 @@ def _read_weights_h5(path: Path, variant: str | None, options: dict) -> Exchange
     import alexnet_keras
     from parity.models import keras_to_torch, torch_state
 
-    if not path.is_file():
-        raise FileNotFoundError(f"no such weight file: {path}")
+    require_file(path)
     num_classes = _h5_num_classes(path)
     candidates = [variant] if variant else list(alexnet_keras.VARIANTS)
     errors = []
@@ -108,7 +106,7 @@ def _read_weights_h5(path: Path, variant: str | None, options: dict) -> Exchange
         try:
             alexnet_keras.load_weights(model, path)
         except ValueError as err:
-            errors.append(f"{name}: {str(err).splitlines()[0]}")
+            errors.append(f"{name}: {first_line(err)}")
             continue
         module = keras_to_torch(model)
         return Exchange(torch_state(module), name, dict(module.options))
@@ -158,17 +156,17 @@ def num_classes(record: Exchange) -> int:
     return num_classes_of_torch(get_table(record.variant), record.state)
 
 
-def write(record: Exchange, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def write(record: Exchange, path: str | os.PathLike, *, overwrite: bool = False, sidecar: bool = False) -> Path:
     """Write ``record`` in the format ``path``'s suffix names, through the target framework's own
     model so that shapes are checked and framework-only state (BatchNorm counters) is complete."""
     fmt = format_of(path)
     if fmt == ".safetensors":
         check_torch_state(get_table(record.variant), record.state, _torch_shapes(record))
-        return exchange.save(path, record, overwrite=overwrite)
+        return exchange.save(path, record, overwrite=overwrite, sidecar=sidecar)
     if fmt in TORCH_FORMATS:
         import alexnet_torch
 
-        return alexnet_torch.save_weights(torch_model(record), path, overwrite=overwrite)
+        return alexnet_torch.save_weights(torch_model(record), path, overwrite=overwrite, sidecar=sidecar)
     import alexnet_keras
 
-    return alexnet_keras.save_weights(keras_model(record), path, overwrite=overwrite)
+    return alexnet_keras.save_weights(keras_model(record), path, overwrite=overwrite, sidecar=sidecar)

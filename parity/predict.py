@@ -12,20 +12,14 @@ weights, ported to Keras; needs torch; the class names are then meaningless).
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import os
 import sys
 from dataclasses import dataclass, field
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-logging.getLogger("tensorflow").setLevel(logging.ERROR)
+import numpy as np
 
-import numpy as np  # noqa: E402
+from parity.console import EXIT_DIFFER, EXIT_OK, ArgumentParser, import_frameworks, positive_int, run, wants
 
 FRAMEWORKS = ("torch", "keras")
-EXIT_OK, EXIT_DIFFER, EXIT_ERROR = 0, 1, 2
 RANDOM_LABEL = "SEEDED RANDOM WEIGHTS (seed {seed}): not a trained network, the class names are meaningless"
 
 
@@ -39,6 +33,7 @@ class Models:
 def load_models(frameworks, variant: str = "torchvision", weights: str = "imagenet", seed: int = 0) -> Models:
     """The model of each framework in ``frameworks``, with ``weights`` (see the module doc)."""
     from alexnet_spec.imagenet import PRETRAINED
+    from alexnet_spec.messages import first_line
 
     frameworks = tuple(frameworks)
     result = Models(variant, "")
@@ -64,7 +59,14 @@ def load_models(frameworks, variant: str = "torchvision", weights: str = "imagen
         if "torch" in frameworks:
             import alexnet_torch
 
-            result.models["torch"] = alexnet_torch.build(variant, weights=w.name).eval()
+            try:
+                result.models["torch"] = alexnet_torch.build(variant, weights=w.name).eval()
+            except OSError as err:  # offline, a proxy, a full disk: urllib's errors are OSErrors
+                raise ValueError(
+                    f"could not get {w.name} ({w.url}) through torchvision: {first_line(err)}. It is "
+                    f"downloaded once into torch's cache; with no network, copy {w.file_name} into "
+                    "$TORCH_HOME/hub/checkpoints/, or pass --weights FILE or --weights random."
+                ) from err
         if "keras" in frameworks:
             import alexnet_keras
 
@@ -73,6 +75,7 @@ def load_models(frameworks, variant: str = "torchvision", weights: str = "imagen
     from parity import files
 
     record = files.read(weights, variant)
+    check_variant(record.variant)
     result.label = f"{weights} ({record.variant})"
     result.variant = record.variant
     if "torch" in frameworks:
@@ -139,29 +142,27 @@ def format_result(name: str, result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="alexnet-predict", description=__doc__.splitlines()[0])
-    parser.add_argument("images", nargs="+", metavar="IMAGE")
-    parser.add_argument("--framework", choices=("torch", "keras", "both"), default="both")
-    parser.add_argument("--variant", default="torchvision")
+def parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="alexnet-predict", description=__doc__.splitlines()[0])
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="photographs to classify (JPEG, PNG, ...)")
+    parser.add_argument("--framework", choices=("torch", "keras", "both"), default="both",
+                        help="which framework classifies (default both: exit 1 if their top-k differ)")
+    parser.add_argument("--variant", default="torchvision",
+                        help="an ImageNet variant: torchvision (default) or paper (cifar has no ImageNet classes)")
     parser.add_argument("--weights", default="imagenet", help="imagenet, random, or a weight file")
     parser.add_argument("--seed", type=int, default=0, help="seed of --weights random")
-    parser.add_argument("--top", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
+    parser.add_argument("--top", type=positive_int, default=5, help="how many classes to show (default 5)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    return parser
 
-    def fail(message: str) -> int:
-        if args.json:
-            print(json.dumps({"ok": False, "error": message}))
-        else:
-            print(f"alexnet-predict: error: {message}", file=sys.stderr)
-        return EXIT_ERROR
 
-    try:
-        from alexnet_spec import get_spec
-
-        get_spec(args.variant)
+def main(argv: list[str] | None = None) -> int:
+    def body():
+        args = parser().parse_args(argv)
+        frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
+        check_variant(args.variant)
+        import_frameworks(torch="torch" in frameworks, keras="keras" in frameworks)
         inputs, errors = {}, []
         for image in args.images:  # every image is checked before any model is loaded
             try:
@@ -169,18 +170,29 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError as err:
                 errors.append(str(err))
         if errors:
-            return fail("\n".join(errors))
+            raise ValueError("\n".join(errors))
         models = load_models(frameworks, args.variant, args.weights, args.seed)
         results = {image: classify(models, x, args.top) for image, x in inputs.items()}
-    except (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError) as err:
-        return fail(str(err))
-    agree = all(r.get("agree", True) for r in results.values())
-    if args.json:
-        print(json.dumps({"ok": agree, "variant": models.variant, "weights": models.label, "results": results}, indent=1))
-    else:
-        print(f"AlexNet {models.variant!r}, weights: {models.label}\n")
-        print("\n\n".join(format_result(image, r) for image, r in results.items()))
-    return EXIT_OK if agree else EXIT_DIFFER
+        agree = all(r.get("agree", True) for r in results.values())
+        payload = {"ok": agree, "variant": models.variant, "weights": models.label, "results": results}
+        text = f"AlexNet {models.variant!r}, weights: {models.label}\n\n" + "\n\n".join(
+            format_result(image, r) for image, r in results.items())
+        return (EXIT_OK if agree else EXIT_DIFFER), payload, text
+
+    return run("alexnet-predict", body, as_json=wants(argv, "--json"), debug=wants(argv, "--debug"))
+
+
+def check_variant(variant: str) -> None:
+    """Refuse, before anything loads, a variant whose outputs are not ImageNet's 1000 classes."""
+    from alexnet_spec import get_spec
+
+    spec = get_spec(variant)
+    if spec.num_classes != 1000:
+        raise ValueError(
+            f"alexnet-predict names ImageNet's 1000 classes; the {variant!r} variant has {spec.num_classes} "
+            "outputs (it is trained on CIFAR-10 or your own data). Use --variant torchvision or paper, or "
+            "run the model yourself (alexnet_torch.build / alexnet_keras.build)."
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import alexnet_keras
 import alexnet_torch
 from alexnet_spec.images import ImageError, open_rgb
 from parity import predict
+from parity.console import EXIT_ERROR
 
 RNG = np.random.default_rng(0)
 
@@ -94,7 +95,7 @@ def test_predict_cli_reports_every_bad_image(tmp_path, capsys, monkeypatch):
     text.write_text("text")
     small = _save(tmp_path, "small.png", _rgb((40, 40)))
     argv = [str(text), str(small), str(tmp_path / "missing.png"), "--weights", "random"]
-    assert predict.main(argv) == predict.EXIT_ERROR
+    assert predict.main(argv) == EXIT_ERROR
     err = capsys.readouterr().err
     assert "cannot read" in err and "at least 63x63" in err and "no such image file" in err
 
@@ -102,9 +103,9 @@ def test_predict_cli_reports_every_bad_image(tmp_path, capsys, monkeypatch):
 def test_predict_cli_without_imagenet_weights_says_what_to_do(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
     image = _save(tmp_path, "x.png", _rgb())
-    assert predict.main([str(image), "--framework", "keras"]) == predict.EXIT_ERROR
+    assert predict.main([str(image), "--framework", "keras"]) == EXIT_ERROR
     assert "alexnet-parity port --variant torchvision --weights IMAGENET1K_V1" in capsys.readouterr().err
-    assert predict.main([str(image), "--variant", "paper", "--framework", "keras"]) == predict.EXIT_ERROR
+    assert predict.main([str(image), "--variant", "paper", "--framework", "keras"]) == EXIT_ERROR
     assert "no published ImageNet weights for the 'paper' variant" in capsys.readouterr().err
 
 

@@ -7,6 +7,7 @@ import torch
 
 import alexnet_keras
 from alexnet_spec import checksum, imagenet
+from alexnet_spec.files import write_sidecar
 
 WEIGHTED = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc1", "fc2", "predictions"]
 
@@ -99,7 +100,7 @@ def test_decode_predictions():
 def test_checksum_sidecar(tmp_path):
     path = tmp_path / "w.bin"
     path.write_bytes(b"weights")
-    checksum.write_sidecar(path)
+    write_sidecar(path)
     assert checksum.verify(path) == checksum.sha256(path)
     assert (tmp_path / "w.bin.sha256").read_text().endswith("  w.bin\n")  # sha256sum -c reads it
     path.write_bytes(b"weightz")

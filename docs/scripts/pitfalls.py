@@ -176,6 +176,27 @@ def input_size_rows(module) -> list[Row]:
                 f"{s1}: {f1[0]}x{f1[1]}x{f1[2]} = {int(np.prod(f1))} features, {o1}")]
 
 
+def nan_rows(module, ported) -> list[Row]:
+    """One NaN pixel into the same weights in both frameworks: what reaches the logits."""
+    from parity.randomize import random_batch
+
+    x = random_batch((1, 3, 227, 227), seed=5)
+    clean_t, clean_k = _logits(module, x), _keras_logits(ported, x)
+    x[0, 1, 113, 113] = np.nan
+    nan_t, nan_k = _logits(module, x), _keras_logits(ported, x)
+
+    def said(logits, clean):
+        bad = int((~np.isfinite(logits)).sum())
+        if bad:
+            return f"{bad} of {logits.size} logits NaN"
+        return f"all {logits.size} logits finite, argmax {int(logits.argmax())} (clean input: {int(clean.argmax())})"
+
+    return [Row("nan", "one NaN pixel, PyTorch", "finite input", "logits of the paper network", None,
+                rel(clean_t, clean_k), said(nan_t, clean_t)),
+            Row("nan", "one NaN pixel, Keras (TensorFlow)", "finite input", "logits of the paper network", None,
+                rel(clean_t, clean_k), said(nan_k, clean_k))]
+
+
 # --- SAME padding at stride 4 (the Keras 'cifar' network's conv1) -----------------------------------
 
 
@@ -335,6 +356,7 @@ SECTIONS = {
     "batchnorm": "BatchNorm: epsilon, momentum, variance",
     "size": "224 vs 227",
     "grouped": "Grouped convolution on CPU",
+    "nan": "NaN input",
 }
 
 
@@ -392,7 +414,7 @@ def measure() -> list[Row]:
     keras.utils.set_random_seed(0)  # Keras initializes the layers built here: same numbers every run
     module = _paper()
     ported = torch_to_keras(module)
-    return lrn_rows(module, ported) + flatten_rows(module, ported) + input_size_rows(module) \
+    return lrn_rows(module, ported) + flatten_rows(module, ported) + input_size_rows(module) + nan_rows(module, ported) \
         + same_padding_rows() + batchnorm_rows() + grouped_rows(module)
 
 

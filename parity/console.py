@@ -1,0 +1,169 @@
+"""What every command-line program here shares: exit codes, quiet framework imports, and one
+error line (or one JSON object) instead of a traceback.
+
+Only the programs use this; the library leaves the process's logging and file descriptors alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterator
+
+EXIT_OK, EXIT_DIFFER, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C
+
+# Lines TensorFlow's C++ runtime writes straight to file descriptor 2 while it loads: absl's
+# "before InitializeLog" notice and absl-formatted records (e.g. "I0000 00:00:... port.cc:153]
+# oneDNN custom operations are on ..."). No environment variable silences them on every CPU.
+NATIVE_LOG_LINE = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    rb"|[IWEF]\d{4} \d\d:\d\d:\d+(?:\.\d+)? +\d+ [\w.\-]+:\d+\] .*)\r?$"
+)
+
+
+class UsageError(Exception):
+    """Wrong arguments: reported like any other error (one line, or JSON), exit 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would print usage and exit; --json needs JSON instead
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; found {value}")
+    return value
+
+
+@contextlib.contextmanager
+def filtered_stderr(drop: re.Pattern = NATIVE_LOG_LINE) -> Iterator[None]:
+    """Route file descriptor 2 through a pipe and pass on every line ``drop`` does not match.
+
+    Native libraries write to the descriptor, not to ``sys.stderr``, so only this catches them.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        pending = b""
+        while chunk := os.read(read_end, 1 << 16):
+            *lines, pending = (pending + chunk).split(b"\n")
+            kept = b"".join(line + b"\n" for line in lines if not drop.match(line))
+            if kept:
+                os.write(saved, kept)
+        if pending and not drop.match(pending):
+            os.write(saved, pending)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # drops the pipe's last write end: the pump reads to the end and stops
+        thread.join(timeout=10)
+        os.close(read_end)
+        os.close(saved)
+
+
+def import_frameworks(*, torch: bool = False, keras: bool = False) -> None:
+    """Import what a command needs, torch first (see ``alexnet_torch._triton``), and TensorFlow's
+    start-up banners filtered off the terminal."""
+    if torch:
+        import alexnet_torch  # noqa: F401
+    if keras and "keras" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # what it does silence, it silences
+        with filtered_stderr():
+            import keras  # noqa: F401  (imports the backend, TensorFlow by default)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """While a ``--json`` command works, whatever anyone prints (torchvision's "Downloading ..."
+    line, a native library) goes to stderr, so stdout holds the JSON alone."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def run(prog: str, body: Callable[[], tuple[int, object, str]], *, as_json: bool, debug: bool) -> int:
+    """Run ``body`` -> (exit code, JSON payload, text) and print one of them; any exception becomes
+    exit 2 and one line that says what went wrong (a traceback only with ``--debug``)."""
+    try:
+        with stdout_to_stderr() if as_json else contextlib.nullcontext():
+            code, payload, text = body()
+    except KeyboardInterrupt:
+        return _fail(prog, "interrupted", as_json, EXIT_INTERRUPTED)
+    except Exception as err:  # every error is exit 2 with a message; --debug shows where
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        return _fail(prog, describe(err), as_json)
+    if as_json:
+        print(json.dumps(payload, indent=1))
+    else:
+        print(text)
+    return code
+
+
+def describe(err: BaseException) -> str:
+    """One message for the user: ours as written, the system's with the path and what to do."""
+    from alexnet_spec.messages import first_line
+
+    if isinstance(err, (ValueError, TypeError, UsageError, FileNotFoundError, FileExistsError, IsADirectoryError)):
+        return str(err).strip() or type(err).__name__
+    if isinstance(err, MemoryError):
+        return ("out of memory: the batch or the model does not fit in this machine's memory. Use a smaller "
+                "--batch (or --size), or a machine with more memory.")
+    if isinstance(err, KeyError):
+        return f"missing entry {err}"
+    if _is_network_error(err):
+        return (f"could not reach the network ({first_line(err)}). Download the file on a machine with a "
+                "network connection, or pass a local weight file.")
+    if isinstance(err, OSError):
+        where = f" {err.filename}" if err.filename else ""
+        return f"cannot use{where}: {err.strerror or first_line(err)}. Check the path, its permissions and free space."
+    return (f"unexpected {type(err).__name__}: {first_line(err)}. This is a bug in alexnet-parity: run again "
+            "with --debug and report the traceback.")
+
+
+def _is_network_error(err: BaseException) -> bool:
+    import socket
+    import urllib.error
+
+    return isinstance(err, (urllib.error.URLError, socket.timeout, ConnectionError, socket.gaierror))
+
+
+def _fail(prog: str, message: str, as_json: bool, code: int = EXIT_ERROR) -> int:
+    if as_json:
+        print(json.dumps({"ok": False, "error": message}))
+    else:
+        print(f"{prog}: error: {message}", file=sys.stderr)
+    return code
+
+
+def wants(argv: list[str] | None, flag: str) -> bool:
+    """Whether ``flag`` was given, read before parsing (so a usage error can honour --json)."""
+    return flag in (sys.argv[1:] if argv is None else argv)

@@ -83,7 +83,7 @@ def test_pitfall_numbers_support_the_page(site):
     """Every measured mistake costs far more than fp32 rounding; every right way costs no more."""
     record = json.loads((GENERATED / "pitfalls.json").read_text())
     rows = record["rows"]
-    assert {r["pitfall"] for r in rows} == {"lrn", "flatten", "same", "batchnorm", "size", "grouped"}
+    assert {r["pitfall"] for r in rows} == {"lrn", "flatten", "same", "batchnorm", "size", "grouped", "nan"}
     for r in rows:
         if r["wrong_error"] is not None:
             assert r["wrong_error"] > 1e-4, r

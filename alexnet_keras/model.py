@@ -51,12 +51,12 @@ class AlexNetModel(keras.Model):
         replica, the same compiled ``predict_function``, callbacks and progress bar are driven from
         slices of ``x``; anything else goes to Keras's own ``predict``.
         """
+        # before tracing relaxes the shape; and JAX's predict runs the layers without __call__
+        check_input(x, self.variant, tuple(self.inputs[0].shape))
         if _is_empty_batch(x) and (empty := self._empty_output()) is not None:
-            check_input(x, self.variant, tuple(self.inputs[0].shape))
             return empty
         if not self._predicts_from_slices(x, batch_size, steps):
             return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
-        check_input(x, self.variant, tuple(self.inputs[0].shape))  # before tracing relaxes the shape
         batch_size = 32 if batch_size is None else batch_size
         num_batches = math.ceil(len(x) / batch_size)
         if not isinstance(callbacks, keras.callbacks.CallbackList):

@@ -12,6 +12,12 @@ import pytest  # noqa: E402
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
+def pytest_report_header(config):
+    import keras
+
+    return f"keras backend: {keras.backend.backend()}"  # tests/test_keras_backends.py looks for it
+
+
 @pytest.fixture(scope="session")
 def paper_torch():
     """A seeded paper model with every parameter randomized (session-wide: building costs ~1 s)."""

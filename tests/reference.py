@@ -1,9 +1,12 @@
 """Helpers shared by tests: the source document's PyTorch class, verbatim, and error measures."""
 
+import contextlib
 import os
 import pathlib
+import textwrap
 
 import numpy as np
+import pytest
 import torch
 import torch.nn as nn
 
@@ -78,5 +81,63 @@ def assert_same_network(reference, ours, x, *, rtol: float = 1e-5) -> None:
 
 
 def subprocess_env(**extra) -> dict:
-    """A clean environment for child interpreters that still imports this checkout's code."""
-    return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+    """A clean environment for child interpreters that still imports this checkout's code, on the
+    Keras backend this run tests (tests/conftest.py)."""
+    return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3",
+            "KERAS_BACKEND": KERAS_BACKEND, **extra}
+
+
+# The Keras backend of this run (tests/conftest.py sets it before Keras is imported). The suite runs
+# on TensorFlow, and the Keras-side tests again on jax and torch (tests/test_keras_backends.py).
+KERAS_BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+@contextlib.contextmanager
+def float64_on_every_backend():
+    """JAX computes in float64 only with ``jax_enable_x64`` (off by default: float64 arrays become
+    float32); the other backends always do."""
+    if KERAS_BACKEND != "jax":
+        yield
+        return
+    import jax
+
+    with jax.enable_x64(True):
+        yield
+
+
+def tensorflow_only(why: str):
+    """Skip a test on the other Keras backends, saying why it exists for TensorFlow alone."""
+    return pytest.mark.skipif(KERAS_BACKEND != "tensorflow", reason=f"TensorFlow backend only: {why}")
+
+
+def import_blocker(*blocked: str) -> str:
+    """Code to run first in a child interpreter: importing ``blocked`` (or a submodule) raises
+    ImportError, as if they were not installed, and the child proves it. A finder on sys.meta_path,
+    not ``sys.modules[name] = None``: libraries that look into sys.modules for torch (scipy's array
+    API helpers, which jax imports) then find nothing rather than None."""
+    return textwrap.dedent(
+        f"""
+        import sys
+
+        BLOCKED = {blocked!r}
+        already = [m for m in sys.modules if m.split(".")[0] in BLOCKED]
+        assert not already, f"imported before the blocker: {{already}}"
+
+
+        class Blocked:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ModuleNotFoundError(f"{{name}} is blocked in this test", name=name)
+                return None
+
+
+        sys.meta_path.insert(0, Blocked())
+        for name in BLOCKED:
+            try:
+                __import__(name)
+            except ImportError:
+                pass
+            else:
+                raise AssertionError(f"import {{name}} worked; the blocker does not")
+        """
+    )

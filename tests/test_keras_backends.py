@@ -35,6 +35,7 @@ SELECTION = (
     "tests/test_cifar_layers.py",
     "tests/test_cifar_models.py",
     "tests/test_files_and_cli.py",
+    "tests/test_bad_input.py",
     "tests/test_torchvision_files.py::test_converted_weights_load_in_keras",
     "tests/test_torchvision_files.py::test_keras_only_path_runs_without_torch",
     "tests/test_torchvision_files.py::test_bad_weight_files_are_refused",

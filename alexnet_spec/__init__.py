@@ -7,11 +7,13 @@ This package imports numpy at most: never torch, never tensorflow or keras.
 
 from alexnet_spec.variants import (
     LRN_FLAVOURS,
+    LRN_ALIASES,
     VARIANTS,
     Conv,
     LRNParams,
     VariantSpec,
     get_spec,
+    lrn_flavour,
 )
 
-__all__ = ["LRN_FLAVOURS", "VARIANTS", "Conv", "LRNParams", "VariantSpec", "get_spec"]
+__all__ = ["LRN_ALIASES", "LRN_FLAVOURS", "VARIANTS", "Conv", "LRNParams", "VariantSpec", "get_spec", "lrn_flavour"]

@@ -15,6 +15,7 @@ from torch import nn  # noqa: E402
 from alexnet_spec import VARIANTS as _SPEC_VARIANTS  # noqa: E402
 from alexnet_spec.variants import build_variant  # noqa: E402
 from alexnet_torch.cifar import AlexNetCifar, alexnet_cifar  # noqa: E402
+from alexnet_torch.fast import optimize  # noqa: E402
 from alexnet_torch.imagenet import AlexNetTorchvision, alexnet_torchvision  # noqa: E402
 from alexnet_torch.paper import AlexNetPaper, alexnet_paper  # noqa: E402
 from alexnet_torch.preprocessing import decode_predictions, load_image, transforms  # noqa: E402
@@ -47,6 +48,7 @@ __all__ = [
     "load_image",
     "load_state",
     "load_weights",
+    "optimize",
     "read_state_dict",
     "save_weights",
     "transforms",

@@ -52,7 +52,7 @@ def test_safetensors_is_readable_with_numpy_alone(saved, paper_torch):
     arrays = load_file(str(saved / "m.safetensors"))
     np.testing.assert_array_equal(arrays["features.0.weight"], paper_torch.features[0].weight.detach().numpy())
     record = exchange.load(saved / "m.safetensors")
-    assert record.variant == "paper" and record.options == {"lrn": "document"}
+    assert record.variant == "paper" and record.options == {"lrn": "caffe"}
 
 
 @pytest.mark.parametrize("name", ["m.pt", "m.safetensors", "m.keras", "m.weights.h5"])

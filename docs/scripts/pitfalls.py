@@ -83,7 +83,7 @@ def lrn_rows(module, ported) -> list[Row]:
     from alexnet_spec import LRN_FLAVOURS
     from parity import random_batch
 
-    p, q = LRN_FLAVOURS["document"], LRN_FLAVOURS["paper"]
+    p, q = LRN_FLAVOURS["caffe"], LRN_FLAVOURS["paper"]
     radius = (p.size - 1) // 2
     # (label, TF arguments as someone would write them or None, the same function as a torch LRN)
     mistakes = [

@@ -155,10 +155,25 @@ def main(argv: list[str] | None = None) -> int:
     port.add_argument("--force", action="store_true", help="overwrite the target if it exists")
     port.add_argument("--json", action="store_true")
 
+    export = sub.add_parser("export", help="write a model as ONNX and verify it in onnxruntime against PyTorch and float64")
+    export.add_argument("model", metavar="MODEL", help="a variant name (seeded random weights) or a weight file")
+    export.add_argument("target", metavar="OUT.onnx")
+    export.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo",
+                        help="torch.onnx.export(dynamo=True) (default) or the TorchScript exporter (dynamo=False)")
+    export.add_argument("--variant", help="the variant, when the weight file cannot tell")
+    export.add_argument("--option", action="append", metavar="KEY=VALUE", help="build option, e.g. lrn=paper")
+    export.add_argument("--seed", type=int, default=0)
+    export.add_argument("--batch", type=int, default=2, help="images in the verification batch")
+    export.add_argument("--rtol", type=float, help="max error against float64, relative to the output scale (default 2e-6)")
+    export.add_argument("--force", action="store_true", help="overwrite the target if it exists")
+    export.add_argument("--json", action="store_true")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "port":
             return _port(args)
+        if args.command == "export":
+            return _export(args)
         return _check(args, parser)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError, KeyError) as err:
         message = str(err) if not isinstance(err, KeyError) else f"missing entry {err}"
@@ -232,6 +247,21 @@ def _port(args) -> int:
                "options": record.options, "tensors": len(record.state)}
     print(json.dumps(summary) if args.json else f"wrote {path} ({record.variant}, {len(record.state)} tensors)")
     return EXIT_OK
+
+
+def _export(args) -> int:
+    from pathlib import Path
+
+    from parity import onnx_export
+
+    if Path(args.target).exists() and not args.force:
+        raise FileExistsError(f"{args.target} exists; pass --force to overwrite it")
+    model = onnx_export.source_model(args.model, variant=args.variant, options=_options(args.option), seed=args.seed)
+    x = onnx_export.example_batch(model, batch=args.batch, seed=args.seed + 1)
+    rtol = onnx_export.DEFAULT_RTOL if args.rtol is None else args.rtol
+    report = onnx_export.ExportReport([onnx_export.export_and_verify(model, args.target, x, exporter=args.exporter, rtol=rtol)], rtol)
+    print(report.to_json(indent=1) if args.json else report)
+    return EXIT_OK if report.ok else EXIT_DIFFER
 
 
 if __name__ == "__main__":

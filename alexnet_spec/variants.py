@@ -1,7 +1,8 @@
-"""The architecture of each variant as data: one source of truth for both frameworks.
+"""The architecture of each variant as data: what both frameworks' models are checked against.
 
-Each framework package turns a :class:`VariantSpec` into idiomatic layers; neither repeats a
-number that lives here. Variants added by later work register themselves in ``_SPECS``.
+The models are written out by hand (``alexnet_torch/<variant>.py``, ``alexnet_keras/<variant>.py``);
+tests hold them to these facts and to ``alexnet_spec.shapes``. Input checks, FLOP counts and the
+docs read them too. Variants added by later work register themselves in ``_SPECS``.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ PROBE = "import sys, {pkg}; print(' '.join(sorted(m for m in {banned!r} if m in 
         ("alexnet_spec.checksum", ("torch", "torchvision", "tensorflow", "keras")),
         ("alexnet_spec.files", ("torch", "torchvision", "tensorflow", "keras")),
         ("alexnet_spec.tables", ("torch", "torchvision", "tensorflow", "keras")),
+        ("alexnet_spec.shapes", ("torch", "torchvision", "tensorflow", "keras")),
     ],
 )
 def test_package_imports_only_its_framework(pkg, banned):

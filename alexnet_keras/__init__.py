@@ -11,7 +11,7 @@ import keras
 
 from alexnet_keras.cifar import AlexNetCifar
 from alexnet_keras.fast import optimize
-from alexnet_keras.imagenet import AlexNet, alexnet_torchvision
+from alexnet_keras.torchvision import AlexNet, alexnet_torchvision
 from alexnet_keras.layers import LocalResponseNormalization
 from alexnet_keras.model import AlexNetModel
 from alexnet_keras.paper import AlexNetPaper

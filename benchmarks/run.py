@@ -17,7 +17,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import alexnet_torch  # noqa: E402, F401  (first: keeps triton from crashing beside TensorFlow)
+import parity  # noqa: E402, F401  (first: keeps triton from crashing beside TensorFlow)
 import torch  # noqa: E402
 import torchvision  # noqa: E402
 

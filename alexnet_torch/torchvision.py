@@ -4,6 +4,11 @@ torchvision's own ``AlexNet`` class and ``AlexNet_Weights`` enum are used as the
 the state_dict keys, the initialization, the download, its hash check and the transforms are
 torchvision's. This file adds what the other variants have: the ``variant`` name, clear input
 errors, and weights from a local file.
+
+The module is named after the variant, as the others are. It does not shadow the ``torchvision``
+package: imports are absolute, so ``from torchvision.models import ...`` below is torchvision's
+own (a test checks it). Only running this file as a script (``python alexnet_torch/torchvision.py``,
+which puts ``alexnet_torch/`` first on ``sys.path``) would; nothing does.
 """
 
 from __future__ import annotations

@@ -96,9 +96,8 @@ class Linear(nn.Linear):
     rows.
 
     With a few rows of ``x`` and a large ``W``, MKL computes ``x @ W.T`` more slowly than
-    ``(W @ x.T).T``, reading ``W`` as the transposed operand: AlexNet's three dense layers at batch
-    32 took 51 ms against 74 (``python -m benchmarks.layers``). The result is the same up to fp32
-    rounding.
+    ``(W @ x.T).T``, reading ``W`` as the transposed operand (measured in docs/benchmarks.md,
+    ``python -m benchmarks.layers``). The result is the same up to fp32 rounding.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

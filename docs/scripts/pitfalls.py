@@ -21,6 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's packages
 
+import parity  # noqa: E402, F401  (first: keeps triton from crashing beside TensorFlow, parity/_triton.py)
+
 import numpy as np  # noqa: E402
 
 # Inputs at two scales: normalized images (std 1) and mean-subtracted raw pixels (std ~60), the

@@ -10,7 +10,8 @@ from __future__ import annotations
 import keras
 
 from alexnet_keras.cifar import AlexNetCifar
-from alexnet_keras.imagenet import AlexNet, alexnet_torchvision
+from alexnet_keras.fast import optimize
+from alexnet_keras.torchvision import AlexNet, alexnet_torchvision
 from alexnet_keras.layers import LocalResponseNormalization
 from alexnet_keras.model import AlexNetModel
 from alexnet_keras.paper import AlexNetPaper
@@ -45,6 +46,7 @@ __all__ = [
     "decode_predictions",
     "load_image",
     "load_weights",
+    "optimize",
     "preprocess_input",
     "save_weights",
 ]

@@ -11,17 +11,16 @@ import keras
 from keras import layers
 
 from alexnet_keras.model import AlexNetModel
-from alexnet_spec import get_spec
 from alexnet_spec.variants import check_num_classes
 
-SPEC = get_spec("cifar")
+# The document's layers use Keras's BatchNormalization defaults: epsilon 1e-3, momentum 0.99.
 
 
 def AlexNetCifar(
-    num_classes: int = SPEC.num_classes,
+    num_classes: int = 10,
     *,
     logits: bool = False,
-    dropout: float = SPEC.dropout,
+    dropout: float = 0.4,
     weights=None,
     name: str = "alexnet_cifar",
 ) -> AlexNetModel:
@@ -38,32 +37,55 @@ def AlexNetCifar(
     check_num_classes(num_classes)
     if not isinstance(logits, bool):
         raise TypeError(f"logits must be True or False; found {logits!r}")
-    # --8<-- [start:layers]
-    bn = SPEC.batchnorm
 
-    def norm(x, name):
-        return layers.BatchNormalization(epsilon=bn.epsilon, momentum=bn.momentum, name=f"{name}_bn")(x)
-
-    inputs = keras.Input(SPEC.input_shape_nhwc, name="image")
-    x = inputs
-    for conv in SPEC.convs:
-        x = layers.Conv2D(conv.filters, conv.kernel, strides=conv.stride, padding=conv.padding, groups=conv.groups, name=conv.name)(x)
-        x = norm(x, conv.name)
-        x = layers.Activation("relu", name=f"{conv.name}_relu")(x)
-        if conv.pool:
-            i = conv.name.removeprefix("conv")
-            x = layers.MaxPooling2D(SPEC.pool_size, SPEC.pool_stride, padding=SPEC.pool_padding, name=f"pool{i}")(x)
+    inputs = keras.Input((32, 32, 3), name="image")
+    # --8<-- [start:block1]
+    # conv1: 32x32x3 -> 8x8x96 (SAME at stride 4 pads 3 before, 4 after), pool -> 4x4x96
+    x = layers.Conv2D(96, 11, strides=4, padding="same", name="conv1")(inputs)
+    x = layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name="conv1_bn")(x)
+    x = layers.Activation("relu", name="conv1_relu")(x)
+    x = layers.MaxPooling2D(2, strides=2, padding="same", name="pool1")(x)
+    # --8<-- [end:block1]
+    # --8<-- [start:block2]
+    # conv2: 4 -> 4, pool -> 2x2x256
+    x = layers.Conv2D(256, 5, padding="same", name="conv2")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name="conv2_bn")(x)
+    x = layers.Activation("relu", name="conv2_relu")(x)
+    x = layers.MaxPooling2D(2, strides=2, padding="same", name="pool2")(x)
+    # --8<-- [end:block2]
+    # --8<-- [start:block3]
+    # conv3, conv4, conv5: 2 -> 2, pool -> 1x1x256
+    x = layers.Conv2D(384, 3, padding="same", name="conv3")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name="conv3_bn")(x)
+    x = layers.Activation("relu", name="conv3_relu")(x)
+    x = layers.Conv2D(384, 3, padding="same", name="conv4")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name="conv4_bn")(x)
+    x = layers.Activation("relu", name="conv4_relu")(x)
+    x = layers.Conv2D(256, 3, padding="same", name="conv5")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name="conv5_bn")(x)
+    x = layers.Activation("relu", name="conv5_relu")(x)
+    x = layers.MaxPooling2D(2, strides=2, padding="same", name="pool5")(x)
+    # --8<-- [end:block3]
+    # --8<-- [start:classifier]
+    # fc1, fc2, fc3, predictions: 1x1x256 = 256 -> 4096 -> 4096 -> 1000 -> num_classes
     x = layers.Flatten(name="flatten")(x)
-    for j, units in enumerate(SPEC.hidden_units, start=1):
-        x = layers.Dense(units, name=f"fc{j}")(x)
-        x = norm(x, f"fc{j}")
-        x = layers.Activation("relu", name=f"fc{j}_relu")(x)
-        x = layers.Dropout(dropout, name=f"fc{j}_dropout")(x)
+    x = layers.Dense(4096, name="fc1")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name="fc1_bn")(x)
+    x = layers.Activation("relu", name="fc1_relu")(x)
+    x = layers.Dropout(dropout, name="fc1_dropout")(x)
+    x = layers.Dense(4096, name="fc2")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name="fc2_bn")(x)
+    x = layers.Activation("relu", name="fc2_relu")(x)
+    x = layers.Dropout(dropout, name="fc2_dropout")(x)
+    x = layers.Dense(1000, name="fc3")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name="fc3_bn")(x)
+    x = layers.Activation("relu", name="fc3_relu")(x)
+    x = layers.Dropout(dropout, name="fc3_dropout")(x)
     x = layers.Dense(num_classes, name="predictions")(x)
-    outputs = norm(x, "predictions")
+    outputs = layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name="predictions_bn")(x)
     if not logits:
         outputs = layers.Activation("softmax", name="predictions_softmax")(outputs)
-    # --8<-- [end:layers]
+    # --8<-- [end:classifier]
 
     model = AlexNetModel(inputs, outputs, name=name, variant="cifar", options={"logits": logits})
     if weights is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from alexnet_spec import Conv
 
 
 @keras.saving.register_keras_serializable(package="alexnet_keras")
@@ -57,16 +56,3 @@ def _power(d, beta: float):
     if beta == 0.5:
         return ops.sqrt(d)
     return ops.power(d, beta)
-
-
-# --8<-- [start:padding]
-def keras_padding(conv: Conv) -> tuple[int, str]:
-    """PyTorch's symmetric padding as (explicit zero padding, Keras padding mode): 0 is 'valid',
-    (k-1)/2 at stride 1 is 'same'; anything else needs a ZeroPadding2D before a 'valid' conv,
-    because Keras's 'same' at stride > 1 pads TensorFlow's way (the odd pixel bottom/right)."""
-    if conv.padding == 0:
-        return 0, "valid"
-    if conv.padding == "same" or (conv.stride == 1 and 2 * conv.padding == conv.kernel - 1):
-        return 0, "same"
-    return conv.padding, "valid"
-# --8<-- [end:padding]

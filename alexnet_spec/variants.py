@@ -1,7 +1,8 @@
-"""The architecture of each variant as data: one source of truth for both frameworks.
+"""The architecture of each variant as data: what both frameworks' models are checked against.
 
-Each framework package turns a :class:`VariantSpec` into idiomatic layers; neither repeats a
-number that lives here. Variants added by later work register themselves in ``_SPECS``.
+The models are written out by hand (``alexnet_torch/<variant>.py``, ``alexnet_keras/<variant>.py``);
+tests hold them to these facts and to ``alexnet_spec.shapes``. Input checks, FLOP counts and the
+docs read them too. Variants added by later work register themselves in ``_SPECS``.
 """
 
 from __future__ import annotations
@@ -36,12 +37,24 @@ class LRNParams:
 
 # --8<-- [start:lrn-flavours]
 LRN_FLAVOURS: dict[str, LRNParams] = {
-    # The source document and Caffe's bvlc_alexnet: k=1, alpha=1e-4 divided by n.
-    "document": LRNParams(size=5, alpha=1e-4, beta=0.75, k=1.0),
+    # Caffe's bvlc_alexnet, which the source document's PyTorch class follows: k=1, alpha=1e-4
+    # divided by n.
+    "caffe": LRNParams(size=5, alpha=1e-4, beta=0.75, k=1.0),
     # Krizhevsky et al. 2012, section 3.3: k=2, alpha=1e-4 *not* divided by n (so 5e-4 here).
     "paper": LRNParams(size=5, alpha=5e-4, beta=0.75, k=2.0),
 }
 # --8<-- [end:lrn-flavours]
+# Earlier names, still read from weight files' metadata and accepted by the builders.
+LRN_ALIASES: dict[str, str] = {"document": "caffe"}
+
+
+def lrn_flavour(name: str) -> str:
+    """The canonical name of an LRN flavour (``"document"`` is read as ``"caffe"``); a clear
+    error names the known ones."""
+    name = LRN_ALIASES.get(name, name) if isinstance(name, str) else name
+    if name not in LRN_FLAVOURS:
+        raise ValueError(f"lrn must be one of {sorted(LRN_FLAVOURS)}; found {name!r}")
+    return name
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,23 @@ This package never imports tensorflow or keras.
 
 from __future__ import annotations
 
-from alexnet_torch._triton import keep_triton_safe
+import sys
 
-keep_triton_safe()  # before torch: see _triton.py
+if "tensorflow" in sys.modules and "triton" not in sys.modules:
+    # TensorFlow came first: triton, which torchvision loads, would now crash the process inside
+    # dlopen (tensorflow#124205; parity/_triton.py). It compiles GPU kernels only: run without it.
+    sys.modules["triton"] = None
 
 from torch import nn  # noqa: E402
 
-from alexnet_spec import VARIANTS as _SPEC_VARIANTS  # noqa: E402
-from alexnet_spec.variants import build_variant  # noqa: E402
-from alexnet_torch.cifar import AlexNetCifar, alexnet_cifar  # noqa: E402
-from alexnet_torch.imagenet import AlexNetTorchvision, alexnet_torchvision  # noqa: E402
-from alexnet_torch.paper import AlexNetPaper, alexnet_paper  # noqa: E402
-from alexnet_torch.preprocessing import decode_predictions, load_image, transforms  # noqa: E402
-from alexnet_torch.weights import load_state, load_weights, read_state_dict, save_weights  # noqa: E402
+from alexnet_spec import VARIANTS as _SPEC_VARIANTS
+from alexnet_spec.variants import build_variant
+from alexnet_torch.cifar import AlexNetCifar, alexnet_cifar
+from alexnet_torch.fast import optimize
+from alexnet_torch.torchvision import AlexNetTorchvision, alexnet_torchvision
+from alexnet_torch.paper import AlexNetPaper, alexnet_paper
+from alexnet_torch.preprocessing import decode_predictions, load_image, transforms
+from alexnet_torch.weights import load_state, load_weights, read_state_dict, save_weights
 
 _BUILDERS = {
     "paper": alexnet_paper,
@@ -47,6 +51,7 @@ __all__ = [
     "load_image",
     "load_state",
     "load_weights",
+    "optimize",
     "read_state_dict",
     "save_weights",
     "transforms",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
-from alexnet_spec import VariantSpec
+from alexnet_spec import VariantSpec, get_spec
 
 
 def check_input(x: torch.Tensor, spec: VariantSpec, dtype: torch.dtype | None = None) -> None:
@@ -50,3 +52,20 @@ def check_input(x: torch.Tensor, spec: VariantSpec, dtype: torch.dtype | None = 
             f"{spec.min_input_size}; found {h}x{w}. "
             f"{spec.size_hint}"
         )
+
+
+# --8<-- [start:guard]
+@torch.jit.unused
+def check_variant_input(x: torch.Tensor, variant: str, dtype: Optional[torch.dtype] = None) -> None:
+    """:func:`check_input` for the models' ``forward``, written so that PyTorch's tools still work.
+
+    ``torch.fx.symbolic_trace`` records this call as one node (``torch.fx.wrap`` below) instead of
+    tracing into its Python ``if``s, which a Proxy cannot answer; ``torch.jit.script`` skips it
+    (the models call it under ``if not torch.jit.is_scripting()``, and ``torch.jit.unused`` keeps
+    the compiler out of it); ``torch.jit.trace`` and ``torch.export`` run it on concrete shapes.
+    """
+    check_input(x, get_spec(variant), dtype)
+
+
+torch.fx.wrap("check_variant_input")
+# --8<-- [end:guard]

@@ -1,4 +1,4 @@
-"""The source document's Keras AlexNet for 32x32 images (CIFAR-10), as an idiomatic PyTorch module.
+"""The source document's Keras AlexNet for 32x32 images (CIFAR-10), as a PyTorch module.
 
 Every conv and linear layer is followed by a BatchNorm that trains as Keras's does (epsilon 1e-3,
 momentum 0.99 in Keras's convention, biased running variance; see ``alexnet_torch.batchnorm``), and
@@ -11,22 +11,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from alexnet_spec import get_spec
 from alexnet_spec.variants import check_num_classes
-from alexnet_torch._checks import check_input
+from alexnet_torch import _checks
 from alexnet_torch.batchnorm import BatchNorm1dKeras, BatchNorm2dKeras
-from alexnet_torch.layers import ChannelsLastOnCPU, Linear
 from alexnet_torch.padding import Conv2dSame, MaxPool2dSame
 
-SPEC = get_spec("cifar")
+# Keras's BatchNormalization defaults, in PyTorch's terms: momentum 0.99 of the old statistic is
+# 0.01 of the new batch here.
+BN = dict(eps=1e-3, momentum=0.01)
 
 
-class AlexNetCifar(ChannelsLastOnCPU, nn.Module):
+class AlexNetCifar(nn.Module):
     """AlexNet with BatchNorm for 32x32 RGB input (NCHW): 25,709,350 parameters plus 21,156
     running statistics, the 25,730,506 weights Keras counts.
-
-    Runs channels_last inside on CPU and reads its dense weights through
-    ``alexnet_torch.layers.Linear``, as the paper variant does; keys and numbers are unchanged.
 
     Args:
         num_classes: size of the last layer (10 for CIFAR-10).
@@ -37,49 +34,72 @@ class AlexNetCifar(ChannelsLastOnCPU, nn.Module):
 
     variant = "cifar"
 
-    def __init__(self, num_classes: int = SPEC.num_classes, *, logits: bool = False, dropout: float = SPEC.dropout) -> None:
+    def __init__(self, num_classes: int = 10, *, logits: bool = False, dropout: float = 0.4) -> None:
         super().__init__()
         check_num_classes(num_classes)
         if not isinstance(logits, bool):
             raise TypeError(f"logits must be True or False; found {logits!r}")
-        # --8<-- [start:layers]
-        bn = SPEC.batchnorm
-        norm = dict(eps=bn.epsilon, momentum=bn.torch_momentum)
-        features: list[nn.Module] = []
-        in_channels = SPEC.channels
-        for conv in SPEC.convs:
-            features += [
-                Conv2dSame(in_channels, conv.filters, conv.kernel, conv.stride, groups=conv.groups),
-                BatchNorm2dKeras(conv.filters, **norm),
-                nn.ReLU(inplace=True),
-            ]
-            if conv.pool:
-                features.append(MaxPool2dSame(SPEC.pool_size, SPEC.pool_stride))
-            in_channels = conv.filters
-        self.features = nn.Sequential(*features)
-
-        classifier: list[nn.Module] = []
-        c, h, w = SPEC.feature_shape
-        width = c * h * w
-        for units in SPEC.hidden_units:
-            classifier += [Linear(width, units), BatchNorm1dKeras(units, **norm), nn.ReLU(inplace=True), nn.Dropout(dropout)]
-            width = units
-        classifier += [Linear(width, num_classes), BatchNorm1dKeras(num_classes, **norm)]
-        if not logits:
-            classifier.append(nn.Softmax(dim=1))
-        self.classifier = nn.Sequential(*classifier)
-        # --8<-- [end:layers]
+        self.features = nn.Sequential(
+            # --8<-- [start:block1]
+            # conv1: 3x32x32 -> 96x8x8 (SAME at stride 4 pads 3 before, 4 after), pool -> 96x4x4
+            Conv2dSame(3, 96, kernel_size=11, stride=4),
+            BatchNorm2dKeras(96, **BN),
+            nn.ReLU(inplace=True),
+            MaxPool2dSame(kernel_size=2, stride=2),
+            # --8<-- [end:block1]
+            # --8<-- [start:block2]
+            # conv2: 4 -> 4, pool -> 256x2x2
+            Conv2dSame(96, 256, kernel_size=5),
+            BatchNorm2dKeras(256, **BN),
+            nn.ReLU(inplace=True),
+            MaxPool2dSame(kernel_size=2, stride=2),
+            # --8<-- [end:block2]
+            # --8<-- [start:block3]
+            # conv3, conv4, conv5: 2 -> 2, pool -> 256x1x1
+            Conv2dSame(256, 384, kernel_size=3),
+            BatchNorm2dKeras(384, **BN),
+            nn.ReLU(inplace=True),
+            Conv2dSame(384, 384, kernel_size=3),
+            BatchNorm2dKeras(384, **BN),
+            nn.ReLU(inplace=True),
+            Conv2dSame(384, 256, kernel_size=3),
+            BatchNorm2dKeras(256, **BN),
+            nn.ReLU(inplace=True),
+            MaxPool2dSame(kernel_size=2, stride=2),
+            # --8<-- [end:block3]
+        )
+        self.classifier = nn.Sequential(
+            # --8<-- [start:classifier]
+            # fc1, fc2, fc3, predictions: 256 -> 4096 -> 4096 -> 1000 -> num_classes
+            nn.Linear(256 * 1 * 1, 4096),
+            BatchNorm1dKeras(4096, **BN),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=dropout),
+            nn.Linear(4096, 4096),
+            BatchNorm1dKeras(4096, **BN),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=dropout),
+            nn.Linear(4096, 1000),
+            BatchNorm1dKeras(1000, **BN),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=dropout),
+            nn.Linear(1000, num_classes),
+            BatchNorm1dKeras(num_classes, **BN),
+            *([] if logits else [nn.Softmax(dim=1)]),
+            # --8<-- [end:classifier]
+        )
         self.options = {"logits": logits}
-        self.use_channels_last()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, SPEC, self.features[0].weight.dtype)
-        x = self.features(self.fast_layout(x))
+        if not torch.jit.is_scripting():
+            _checks.check_variant_input(x, "cifar", self.features[0].weight.dtype)
+        x = self.features(x)
         x = torch.flatten(x, 1)
-        return self.classifier(x)
+        x = self.classifier(x)
+        return x
 
 
-def alexnet_cifar(*, num_classes: int = SPEC.num_classes, weights=None, **options) -> AlexNetCifar:
+def alexnet_cifar(*, num_classes: int = 10, weights=None, **options) -> AlexNetCifar:
     """The source document's Keras AlexNet for 32x32 input; ``weights`` is a checkpoint path or None."""
     from alexnet_torch.weights import load_weights
 

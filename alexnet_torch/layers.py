@@ -1,8 +1,10 @@
-"""Faster modules with the exact semantics of PyTorch's own, and the CPU layout helper.
+"""Faster CPU modules with the exact semantics of PyTorch's own, used by ``alexnet_torch.optimize``.
 
 Each is a drop-in for the PyTorch module it subclasses: same constructor arguments (plus an opt-in
 ``inplace`` for the LRN), same parameters (none for the LRN) and ``repr`` (unless ``inplace`` is
-set), so a model using them keeps the document's ``state_dict`` keys and loads its checkpoints.
+set), so a model using them keeps its ``state_dict`` keys. They are not in the literal models:
+their Python-level fast paths are for eager CPU inference, and the models' default path stays
+what ``torch.jit.script``, ``torch.fx`` and the ONNX exporters take as it is.
 """
 
 from __future__ import annotations
@@ -94,9 +96,8 @@ class Linear(nn.Linear):
     rows.
 
     With a few rows of ``x`` and a large ``W``, MKL computes ``x @ W.T`` more slowly than
-    ``(W @ x.T).T``, reading ``W`` as the transposed operand: AlexNet's three dense layers at batch
-    32 took 51 ms against 74 (``python -m benchmarks.layers``). The result is the same up to fp32
-    rounding.
+    ``(W @ x.T).T``, reading ``W`` as the transposed operand (measured in docs/benchmarks.md,
+    ``python -m benchmarks.layers``). The result is the same up to fp32 rounding.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -129,28 +130,8 @@ def _pixel_rows(x: torch.Tensor) -> torch.Tensor:
 
 
 def channels_last_on_cpu(x: torch.Tensor) -> torch.Tensor:
-    """``x`` in channels_last memory when it is a 4-D CPU tensor, else ``x`` itself.
-
-    oneDNN's CPU convolutions run faster on channels_last memory (torchvision's own AlexNet at batch
-    32: 60.4 img/s NCHW, 71.4 channels_last, docs/benchmarks.md); the values and the NCHW shape a
-    caller sees do not change.
-    """
+    """``x`` in channels_last memory when it is a 4-D CPU tensor, else ``x`` itself (the values
+    and the NCHW shape a caller sees do not change; oneDNN's CPU convolutions run faster on it)."""
     if x.device.type == "cpu" and x.dim() == 4 and not x.is_contiguous(memory_format=torch.channels_last):
         return x.contiguous(memory_format=torch.channels_last)
     return x
-
-
-class ChannelsLastOnCPU:
-    """Mixin for an ``nn.Module`` whose ``forward`` starts with ``x = self.fast_layout(x)``: keeps
-    its 4-D weights in channels_last memory (set once by :meth:`use_channels_last`) and converts an
-    ordinary NCHW input on CPU, so ``model(x)`` takes the fast path with no action by the user."""
-
-    def use_channels_last(self) -> None:
-        with torch.no_grad():
-            for p in self.parameters():
-                if p.dim() == 4:
-                    p.data = p.data.contiguous(memory_format=torch.channels_last)
-
-    @staticmethod
-    def fast_layout(x: torch.Tensor) -> torch.Tensor:
-        return channels_last_on_cpu(x)

@@ -24,13 +24,20 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tupl
     return total // 2, total - total // 2
 
 
-def pad_same(x: torch.Tensor, kernel, stride, dilation=(1, 1), value: float = 0.0) -> torch.Tensor:
+def pad_same(
+    x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int] = (1, 1), value: float = 0.0
+) -> torch.Tensor:
     """``x`` (N, C, H, W) padded as TensorFlow pads it for a SAME window of these sizes."""
     top, bottom = same_padding(x.shape[-2], kernel[0], stride[0], dilation[0])
     left, right = same_padding(x.shape[-1], kernel[1], stride[1], dilation[1])
     if top or bottom or left or right:
         x = F.pad(x, (left, right, top, bottom), value=value)
     return x
+
+
+# torch.fx records pad_same as one call (it reads the input's size, which a Proxy cannot give);
+# torch.jit.script compiles it from the annotations; trace and export run it on concrete sizes.
+torch.fx.wrap("pad_same")
 
 
 class Conv2dSame(nn.Conv2d):
@@ -54,7 +61,9 @@ class MaxPool2dSame(nn.MaxPool2d):
     def __init__(self, kernel_size, stride=None, dilation=1):
         super().__init__(kernel_size, stride, 0, dilation)
         pair = nn.modules.utils._pair
-        self._kernel, self._stride, self._dilation = pair(self.kernel_size), pair(self.stride), pair(self.dilation)
+        self._kernel: tuple[int, int] = pair(self.kernel_size)
+        self._stride: tuple[int, int] = pair(self.stride)
+        self._dilation: tuple[int, int] = pair(self.dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = pad_same(x, self._kernel, self._stride, self._dilation, value=-math.inf)

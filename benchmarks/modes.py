@@ -2,7 +2,9 @@
 one-time work (layout conversion, tracing) outside the timed call.
 
 ``default=True`` marks the path each framework's users take without thinking: torch ``model(x)``
-under ``inference_mode`` with an ordinary NCHW tensor, Keras ``model.predict(x)``.
+under ``inference_mode`` with an ordinary NCHW tensor, Keras ``model.predict(x)``, on the literal
+models. The ``optimize()`` rows are the opt-in fast paths, ``alexnet_torch.optimize`` and
+``alexnet_keras.optimize``, called the same way.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ def _torch_channels_last(model, x_nchw):
     return call
 
 
+def _torch_optimized(model, x_nchw):
+    import alexnet_torch
+
+    return _torch_eager(alexnet_torch.optimize(copy.deepcopy(model)), x_nchw)
+
+
 def _keras_predict(model, x_nchw):
     x = np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
     return lambda: model.predict(x, batch_size=len(x), verbose=0)
@@ -69,11 +77,21 @@ def _keras_jit_call(model, x_nchw):
     return lambda: keras.ops.convert_to_numpy(fn(x))
 
 
-TORCH_MODES = (
+def _keras_optimized_predict(model, x_nchw):
+    """``alexnet_keras.optimize`` changes the model in place (XLA on): run this mode last."""
+    import alexnet_keras
+
+    return _keras_predict(alexnet_keras.optimize(model), x_nchw)
+
+
+# The ways to call torchvision.models.alexnet, the outside baseline.
+BASELINE_MODES = (
     Mode("torch", "eager NCHW", True, _torch_eager),
     Mode("torch", "channels_last", False, _torch_channels_last),
 )
+TORCH_MODES = (*BASELINE_MODES, Mode("torch", "optimize()", False, _torch_optimized))
 KERAS_MODES = (
     Mode("keras", "predict", True, _keras_predict),
     Mode("keras", "jit call", False, _keras_jit_call),
+    Mode("keras", "optimize() predict", False, _keras_optimized_predict),  # last: it turns XLA on in place
 )

@@ -17,13 +17,13 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import alexnet_torch  # noqa: E402, F401  (first: keeps triton from crashing beside TensorFlow)
+import parity  # noqa: E402, F401  (first: keeps triton from crashing beside TensorFlow)
 import torch  # noqa: E402
 import torchvision  # noqa: E402
 
 from benchmarks import machine, timing  # noqa: E402
 from benchmarks.flops import module_flops  # noqa: E402
-from benchmarks.modes import KERAS_MODES, TORCH_MODES  # noqa: E402
+from benchmarks.modes import BASELINE_MODES, KERAS_MODES, TORCH_MODES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TORCHVISION_SIZE = 224
@@ -114,7 +114,7 @@ def bench_torchvision(batches, budget) -> tuple[list[dict], dict]:
     shape = (3, TORCHVISION_SIZE, TORCHVISION_SIZE)
     flops = module_flops(module, shape)
     params = sum(p.numel() for p in module.parameters())
-    rows = measure_modes(TORCHVISION_LABEL, TORCH_MODES, {"torch": module}, flops, params, shape, batches, budget)
+    rows = measure_modes(TORCHVISION_LABEL, BASELINE_MODES, {"torch": module}, flops, params, shape, batches, budget)
     return rows, {"gflop_per_image": flops / 1e9, "params": params, "input_size": TORCHVISION_SIZE}
 
 

@@ -1,7 +1,9 @@
 """Port AlexNet weights between PyTorch and Keras, and prove layer by layer that both compute the
 same thing. The only package of this project that imports both frameworks."""
 
-import alexnet_torch  # noqa: F401  (first: it keeps triton from crashing beside TensorFlow)
+from parity._triton import keep_triton_safe
+
+keep_triton_safe()  # before anything imports torchvision: see _triton.py
 
 # isort: split
 

@@ -55,6 +55,21 @@ def parser() -> ArgumentParser:
     port.add_argument("--force", action="store_true", help="overwrite the target if it exists")
     port.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     port.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
+    export = sub.add_parser("export", help="write a model as ONNX and verify it in onnxruntime against PyTorch and float64")
+    export.add_argument("model", metavar="MODEL", help="a variant name (seeded random weights) or a weight file")
+    export.add_argument("target", metavar="OUT.onnx", help="the ONNX file to write")
+    export.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo",
+                        help="torch.onnx.export(dynamo=True) (default) or the TorchScript exporter (dynamo=False)")
+    export.add_argument("--variant", help="the variant, when the weight file cannot tell")
+    export.add_argument("--option", action="append", metavar="KEY=VALUE", help="build option, e.g. lrn=paper")
+    export.add_argument("--seed", type=int, default=0, help="seed of the random weights and input batch")
+    export.add_argument("--batch", type=positive_int, default=2, help="images in the verification batch")
+    export.add_argument("--rtol", type=float, help="max error against float64, relative to the output scale (default 2e-6)")
+    export.add_argument("--force", action="store_true", help="overwrite the target if it exists")
+    export.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    export.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
     return root
 
 
@@ -66,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         import_frameworks(torch=True, keras=True)
         if args.command == "port":
             return _port(args)
+        if args.command == "export":
+            return _export(args)
         return _check(args)
 
     return run("alexnet-parity", body, as_json=wants(argv, "--json"), debug=wants(argv, "--debug"))
@@ -125,6 +142,17 @@ def _port(args):
     summary = {"ok": True, "source": source, "target": str(path), "variant": record.variant,
                "options": record.options, "tensors": len(record.state)}
     return EXIT_OK, summary, f"wrote {path} ({record.variant}, {len(record.state)} tensors)"
+
+
+def _export(args):
+    from parity import onnx_export
+
+    model = onnx_export.source_model(args.model, variant=args.variant, options=_options(args.option), seed=args.seed)
+    x = onnx_export.example_batch(model, batch=args.batch, seed=args.seed + 1)
+    rtol = onnx_export.DEFAULT_RTOL if args.rtol is None else args.rtol
+    row = onnx_export.export_and_verify(model, args.target, x, exporter=args.exporter, rtol=rtol, overwrite=args.force)
+    report = onnx_export.ExportReport([row], rtol)
+    return (EXIT_OK if report.ok else EXIT_DIFFER), report.to_dict(), str(report)
 
 
 if __name__ == "__main__":

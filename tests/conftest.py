@@ -5,7 +5,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import logging  # noqa: E402
 
-import alexnet_torch  # noqa: E402,F401  (loads triton before any test imports TensorFlow: alexnet_torch/_triton.py)
+from parity._triton import keep_triton_safe  # noqa: E402
+
+keep_triton_safe()  # loads triton before any test imports TensorFlow: parity/_triton.py
 
 import pytest  # noqa: E402
 

@@ -67,7 +67,8 @@ def test_figures_and_tables_are_generated_for_every_variant(site):
 def test_pages_show_the_source_not_a_copy(site):
     """The regions the pages include appear verbatim in the built HTML, under their file's title."""
     paper = _text(site / "paper" / "index.html")
-    for path, name in [("alexnet_torch/paper.py", "layers"), ("alexnet_keras/paper.py", "layers"),
+    blocks = ("block1", "block2", "block3", "classifier")  # the literal layers, block by block, in both
+    for path, name in [*((f"alexnet_{f}/paper.py", b) for b in blocks for f in ("torch", "keras")),
                        ("alexnet_torch/paper.py", "forward"), ("alexnet_keras/layers.py", "lrn")]:
         code = section(ROOT / path, name)
         assert code.strip() in paper, f"{path}:{name} is not on the page as it is in the source"

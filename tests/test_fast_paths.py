@@ -13,7 +13,7 @@ import alexnet_torch
 from alexnet_spec import LRN_FLAVOURS
 from alexnet_torch import layers
 from alexnet_torch.layers import Linear, LocalResponseNorm, channels_last_on_cpu
-from tests.reference import DocumentAlexNet, float64_on_every_backend, rel_error, tensorflow_only
+from tests.reference import DocumentAlexNet, float64_on_every_backend, rel_error
 
 shapes = st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 6), st.integers(1, 6))
 lrn_args = st.one_of(
@@ -155,32 +155,60 @@ def test_keras_lrn_equals_pytorch_in_float64(flavour, shape, scale, seed, size):
     assert rel_error(ref, ours) <= 1e-13
 
 
-def test_paper_model_in_float64_is_the_documents():
-    """The whole fast path (channels_last, fast LRN) in float64 against the document's class."""
+def test_optimized_paper_model_in_float64_is_the_documents():
+    """The whole opt-in fast path (channels_last, fast LRN, fast Linear) in float64 against the
+    document's class."""
     torch.manual_seed(0)
     doc = DocumentAlexNet().double().eval()
     ours = alexnet_torch.build("paper").double().eval()
     ours.load_state_dict(doc.state_dict())
+    alexnet_torch.optimize(ours)
     x = _input((1, 3, 227, 227), 1.0, 3)
     with torch.inference_mode():
         assert rel_error(doc(x), ours(x)) <= 1e-12
 
 
+def test_literal_models_use_pytorchs_own_modules():
+    """The default path is plain PyTorch: no subclass of ours where PyTorch has the module."""
+    paper = alexnet_torch.build("paper")
+    assert [type(m) for m in paper.modules() if isinstance(m, torch.nn.LocalResponseNorm)] == [torch.nn.LocalResponseNorm] * 2
+    for variant in alexnet_torch.VARIANTS:
+        model = alexnet_torch.build(variant)
+        dense = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        assert dense and all(type(m) is torch.nn.Linear for m in dense)
+        assert not model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+        assert not model._forward_pre_hooks
+
+
 @pytest.mark.parametrize("variant", alexnet_torch.VARIANTS)
-def test_models_run_channels_last_on_cpu_without_being_asked(variant):
+def test_optimize_keeps_weights_and_numbers_and_runs_channels_last(variant):
     from alexnet_spec import get_spec
 
+    torch.manual_seed(0)
     model = alexnet_torch.build(variant).eval()
+    plain = alexnet_torch.build(variant).eval()
+    plain.load_state_dict(model.state_dict())
+    params = [id(p) for p in model.parameters()]
+    keys = list(model.state_dict())
+    assert alexnet_torch.optimize(model) is model
+    assert alexnet_torch.optimize(model) is model  # twice: still one hook
+    assert [id(p) for p in model.parameters()] == params and list(model.state_dict()) == keys
+    assert len(model._forward_pre_hooks) == 1
+    assert all(type(m) is Linear for m in model.modules() if isinstance(m, torch.nn.Linear))
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LocalResponseNorm)]
+    assert all(type(m) is LocalResponseNorm and m.inplace for m in norms)
     conv = model.features[0]
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     seen = []
     handle = conv.register_forward_hook(lambda m, args, out: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    x = torch.randn(2, *get_spec(variant).input_shape_nchw)
     try:
         with torch.inference_mode():
-            model(torch.zeros(get_spec(variant).input_shape_nchw)[None])
+            fast, ref = model(x), plain(x)
     finally:
         handle.remove()
     assert seen == [True]
+    assert rel_error(ref, fast) <= 1e-5
 
 
 def test_channels_last_on_cpu_converts_only_4d_tensors():
@@ -190,107 +218,69 @@ def test_channels_last_on_cpu_converts_only_4d_tensors():
     assert channels_last_on_cpu(image) is image
 
 
-def test_models_use_the_fast_layers():
-    paper = alexnet_torch.build("paper")
-    norms = [m for m in paper.modules() if isinstance(m, torch.nn.LocalResponseNorm)]
-    assert norms and all(isinstance(m, LocalResponseNorm) and m.inplace for m in norms)
-    for variant in ("paper", "cifar", "torchvision"):
-        dense = [m for m in alexnet_torch.build(variant).modules() if isinstance(m, torch.nn.Linear)]
-        assert dense and all(type(m) is Linear for m in dense)
-
-
-def test_torchvision_model_keeps_torchvisions_initialization():
+def test_torchvision_model_is_torchvisions_with_its_initialization():
     import torchvision
 
     torch.manual_seed(0)
     theirs = torchvision.models.alexnet()
     torch.manual_seed(0)
     ours = alexnet_torch.build("torchvision")
+    assert isinstance(ours, torchvision.models.AlexNet)
+    assert repr(ours).partition("(")[2] == repr(theirs).partition("(")[2]  # the same modules
     for (k, a), (k2, b) in zip(theirs.state_dict().items(), ours.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(a, b)
 
 
 @pytest.mark.parametrize("variant", alexnet_torch.VARIANTS)
-def test_keras_models_choose_xla_where_it_was_measured_faster(variant):
+def test_keras_models_leave_xla_to_keras_until_optimized(variant):
     import keras
 
     import alexnet_keras
-    from alexnet_keras.model import XLA_VARIANTS
 
     inputs = keras.Input((2,))
     keras_auto = bool(keras.Model(inputs, keras.layers.Dense(1)(inputs)).jit_compile)  # Keras's own choice here
-    expected = keras_auto or (variant in XLA_VARIANTS and keras.backend.backend() == "tensorflow")
     model = alexnet_keras.build(variant, num_classes=10)
-    assert bool(model.jit_compile) is expected
+    assert bool(model.jit_compile) is keras_auto
     model.compile(loss="categorical_crossentropy")
-    assert bool(model.jit_compile) is expected
-    model.compile(loss="categorical_crossentropy", jit_compile=False)
-    assert not model.jit_compile
+    assert bool(model.jit_compile) is keras_auto
+    assert alexnet_keras.optimize(model) is model
+    assert bool(model.jit_compile) is (keras.backend.backend() in ("tensorflow", "jax"))
 
 
-def test_keras_model_predicts_through_xla_by_default():
+def test_optimized_keras_model_predicts_what_it_computes():
     import keras
 
     import alexnet_keras
 
-    inputs = keras.Input((2,))
-    keras_auto = bool(keras.Model(inputs, keras.layers.Dense(1)(inputs)).jit_compile)  # JAX compiles always
     model = alexnet_keras.build("paper", num_classes=10)
-    assert bool(model.jit_compile) is (keras_auto or keras.backend.backend() == "tensorflow")
     x = np.random.default_rng(0).standard_normal((2, 227, 227, 3)).astype(np.float32)
     called = keras.ops.convert_to_numpy(model(x, training=False))
-    predicted = model.predict(x, verbose=0)
-    assert rel_error(called, predicted) <= 1e-5
+    plain = model.predict(x, verbose=0)
+    alexnet_keras.optimize(model)
+    assert rel_error(called, plain) <= 1e-5
+    assert rel_error(called, model.predict(x, verbose=0)) <= 1e-5
 
 
-@tensorflow_only("the predict fast path (AlexNetModel._predicts_from_slices) skips tf.data's per-call "
-                 "tracing; on other backends predict is Keras's own")
-def test_keras_predict_from_slices_is_keras_predict(capsys, monkeypatch):
-    """Our ``predict`` for in-memory arrays gives what Keras's own gives, batch by batch, with the
-    same callbacks and progress bar; other inputs go to Keras's own."""
+def test_keras_predict_is_keras_predict(monkeypatch):
+    """``predict`` adds the input check and the empty batch, and otherwise hands everything to
+    Keras's own (no loop of ours)."""
     import keras
 
     import alexnet_keras
 
     model = alexnet_keras.build("cifar", num_classes=7)
     x = np.random.default_rng(1).standard_normal((5, 32, 32, 3)).astype(np.float32)
-    theirs = keras.Model.predict(model, x, batch_size=2, verbose=0)
+    calls = []
+    original = keras.Model.predict
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("an in-memory array went to Keras's own predict")
+    def spy(self, *args, **kwargs):
+        calls.append(args[0].shape)
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(keras.Model, "predict", refuse)  # what super().predict resolves to
-
-    class Seen(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.events = []
-
-        def on_predict_batch_end(self, batch, logs=None):
-            self.events.append((batch, tuple(logs["outputs"].shape)))
-
-        def on_predict_end(self, logs=None):
-            self.events.append("end")
-
-    seen = Seen()
-    capsys.readouterr()
-    ours = model.predict(x, batch_size=2, verbose=1, callbacks=[seen])
-    assert isinstance(ours, np.ndarray) and ours.shape == (5, 7)
-    assert rel_error(theirs, ours) <= 1e-6
-    assert seen.events == [(0, (2, 7)), (1, (2, 7)), (2, (1, 7)), "end"]
-    assert "3/3" in capsys.readouterr().out
-    assert rel_error(theirs, model.predict(keras.ops.convert_to_tensor(x), batch_size=2, verbose=0)) <= 1e-6
-    assert rel_error(theirs[:1], model.predict(x[:1], verbose=0)) <= 1e-6
+    monkeypatch.setattr(keras.Model, "predict", spy)
+    ours = model.predict(x, batch_size=2, verbose=0)
+    assert calls == [(5, 32, 32, 3)] and ours.shape == (5, 7)
+    empty = model.predict(x[:0], verbose=0)
+    assert empty.shape == (0, 7) and empty.dtype == np.float32 and len(calls) == 1
     with pytest.raises(ValueError, match="NHWC"):
         model.predict(x.transpose(0, 3, 1, 2), verbose=0)
-    for odd in (0, -1, 2.5, True):  # batch sizes Keras judges itself
-        assert not model._predicts_from_slices(x, odd, None)
-    assert model._predicts_from_slices(x, np.int64(2), None)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        dataset = tf.data.Dataset.from_tensor_slices(x).batch(2)
-        monkeypatch.undo()
-        assert not model._predicts_from_slices(dataset, None, None)
-        assert not model._predicts_from_slices(tf.sparse.from_dense(x[:, :, 0, 0]), None, None)
-        assert rel_error(theirs, model.predict(dataset, verbose=0)) <= 1e-6

@@ -52,7 +52,7 @@ def test_safetensors_is_readable_with_numpy_alone(saved, paper_torch):
     arrays = load_file(str(saved / "m.safetensors"))
     np.testing.assert_array_equal(arrays["features.0.weight"], paper_torch.features[0].weight.detach().numpy())
     record = exchange.load(saved / "m.safetensors")
-    assert record.variant == "paper" and record.options == {"lrn": "document"}
+    assert record.variant == "paper" and record.options == {"lrn": "caffe"}
 
 
 @pytest.mark.parametrize("name", ["m.pt", "m.safetensors", "m.keras", "m.weights.h5"])
@@ -164,3 +164,25 @@ def test_the_cli_reads_every_suffix_alexnet_torch_reads():
     from alexnet_torch.weights import PT_SUFFIXES
 
     assert files.TORCH_FORMATS == PT_SUFFIXES
+
+
+def test_files_written_with_the_old_lrn_name_still_load(tmp_path, paper_torch):
+    """'document' was the earlier name of the 'caffe' LRN flavour: files that carry it load into
+    both frameworks, as 'caffe'."""
+    import alexnet_keras
+    import alexnet_torch
+
+    state = {k: v.numpy() for k, v in paper_torch.state_dict().items()}
+    path = exchange.save(tmp_path / "old.safetensors", exchange.Exchange(state, "paper", {"lrn": "document"}))
+    record = files.read(path)
+    assert record.options == {"lrn": "document"}
+    module = files.torch_model(record)
+    assert module.options == {"lrn": "caffe"}
+    for a, b in zip(module.state_dict().values(), paper_torch.state_dict().values()):
+        assert np.array_equal(a.numpy(), b.numpy())
+    keras_model = alexnet_keras.build("paper", **record.options)
+    alexnet_keras.load_weights(keras_model, path)
+    assert keras_model.options == {"lrn": "caffe"}
+    assert alexnet_torch.build("paper", lrn="document").options == {"lrn": "caffe"}
+    with pytest.raises(ValueError, match="lrn must be one of"):
+        alexnet_torch.build("paper", lrn="tf")

@@ -24,6 +24,7 @@ PROBE = "import sys, {pkg}; print(' '.join(sorted(m for m in {banned!r} if m in 
         ("alexnet_spec.files", ("torch", "torchvision", "tensorflow", "keras")),
         ("alexnet_spec.tables", ("torch", "torchvision", "tensorflow", "keras")),
         ("alexnet_spec.messages", ("torch", "torchvision", "tensorflow", "keras")),
+        ("alexnet_spec.shapes", ("torch", "torchvision", "tensorflow", "keras")),
     ],
 )
 def test_package_imports_only_its_framework(pkg, banned):
@@ -43,3 +44,14 @@ def test_keras_model_code_uses_no_tensorflow():
     for path in pathlib.Path(alexnet_keras.__file__).parent.glob("*.py"):
         text = path.read_text()
         assert "import tensorflow" not in text and "tf." not in text, path
+
+
+def test_importing_keras_first_then_torch_does_not_crash():
+    """TensorFlow first, then torchvision: triton would segfault in dlopen (tensorflow#124205),
+    measured as exit -11 here; alexnet_torch keeps triton out in exactly that order."""
+    code = ("import alexnet_keras, alexnet_torch, torch\n"
+            "model = alexnet_torch.build('torchvision')\n"
+            "torch.optim.SGD(model.parameters(), lr=0.1)\n"
+            "print('alive')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    assert out.returncode == 0 and "alive" in out.stdout, (out.returncode, out.stderr[-2000:])

@@ -42,9 +42,8 @@ SELECTION = (
     "tests/test_loading_safety.py::test_a_weights_h5_that_does_not_fit_leaves_the_model_as_it_was",
     "tests/test_loading_safety.py::test_a_keras_softmax_head_is_not_ported_to_a_logits_model",
     "tests/test_fast_paths.py::test_keras_lrn_equals_pytorch_in_float64",
-    "tests/test_fast_paths.py::test_keras_models_choose_xla_where_it_was_measured_faster",
-    "tests/test_fast_paths.py::test_keras_model_predicts_through_xla_by_default",
-    "tests/test_fast_paths.py::test_keras_predict_from_slices_is_keras_predict",
+    "tests/test_fast_paths.py::test_keras_models_leave_xla_to_keras_until_optimized",
+    "tests/test_fast_paths.py::test_keras_predict_is_keras_predict",
 )
 DESELECT = (
     "tests/test_paper_parity.py::test_parity_holds_for_any_batch_classes_and_weights",

@@ -50,7 +50,7 @@ def test_the_documents_own_class_ports(paper_batch):
 
     doc = parity.randomize_torch(DocumentAlexNet(), seed=2).eval()
     model = parity.torch_to_keras(doc)  # variant and LRN flavour inferred from the module
-    assert model.variant == "paper" and model.options == {"lrn": "document"}
+    assert model.variant == "paper" and model.options == {"lrn": "caffe"}
     assert_parity(doc, model, paper_batch)
 
 

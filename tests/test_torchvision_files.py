@@ -85,7 +85,7 @@ def test_keras_only_path_runs_without_torch(converted, tv_torch, tmp_path):
 
 
 def test_bad_weight_files_are_refused(converted, blank_keras, tmp_path, monkeypatch):
-    from alexnet_keras.imagenet import load_imagenet_weights
+    from alexnet_keras.torchvision import load_imagenet_weights
 
     root, target = converted
     before = blank_keras.get_layer("fc1").kernel.numpy().copy()

@@ -98,15 +98,26 @@ def test_decode_predictions():
 
 def test_importable_after_keras():
     """torchvision (via torch._dynamo -> triton) segfaults when imported after TensorFlow unless
-    alexnet_torch hides triton; a user may well import alexnet_keras first."""
+    triton is hidden; ``import parity``, where both frameworks meet, does that in any order."""
     import subprocess
     import sys
 
     from tests.reference import subprocess_env
 
     code = (
-        "import alexnet_keras, alexnet_torch, torch\n"
+        "import alexnet_keras, parity, alexnet_torch, torch\n"
         "print(alexnet_torch.build('torchvision')(torch.zeros(1, 3, 63, 63)).shape)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
     assert out.returncode == 0 and "torch.Size([1, 1000])" in out.stdout, out.stderr[-2000:]
+
+
+def test_variant_modules_do_not_shadow_torchvision():
+    """alexnet_torch/torchvision.py and alexnet_keras/torchvision.py are named after the variant;
+    the torchvision they import is the package, not themselves."""
+    import torchvision
+
+    import alexnet_torch.torchvision as ours
+
+    assert ours.__name__ == "alexnet_torch.torchvision" and ours.AlexNet is torchvision.models.AlexNet
+    assert torchvision.__name__ == "torchvision" and hasattr(torchvision, "models")

@@ -23,6 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's packages
 
+import parity  # noqa: E402, F401  (first: keeps triton from crashing beside TensorFlow, parity/_triton.py)
+
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")

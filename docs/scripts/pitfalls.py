@@ -21,6 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's packages
 
+import parity  # noqa: E402, F401  (first: keeps triton from crashing beside TensorFlow, parity/_triton.py)
+
 import numpy as np  # noqa: E402
 
 # Inputs at two scales: normalized images (std 1) and mean-subtracted raw pixels (std ~60), the
@@ -83,7 +85,7 @@ def lrn_rows(module, ported) -> list[Row]:
     from alexnet_spec import LRN_FLAVOURS
     from parity import random_batch
 
-    p, q = LRN_FLAVOURS["document"], LRN_FLAVOURS["paper"]
+    p, q = LRN_FLAVOURS["caffe"], LRN_FLAVOURS["paper"]
     radius = (p.size - 1) // 2
     # (label, TF arguments as someone would write them or None, the same function as a torch LRN)
     mistakes = [

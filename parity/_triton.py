@@ -4,8 +4,13 @@ TensorFlow >= 2.20 wheels load their statically linked LLVM with ``RTLD_GLOBAL``
 LLVM), which torch imports on the first optimizer, ``torch.compile`` or torchvision import,
 segfaults inside ``dlopen`` when loaded after TensorFlow (tensorflow#124205; measured here with
 torch 2.14.1 and tensorflow 2.21: ``import tensorflow; import triton`` crashes, the other order
-works). So on import we load triton first while TensorFlow is absent, and hide it where TensorFlow
+works). So we load triton first while TensorFlow is absent, and hide it where TensorFlow
 came first: triton only compiles GPU kernels, and torch falls back without it.
+
+This runs where both frameworks meet: on ``import parity`` and in the tests' conftest, not on
+``import alexnet_torch`` (a PyTorch-only user never has TensorFlow in the process). A program of
+its own that imports TensorFlow and then torchvision calls :func:`keep_triton_safe` first, or
+imports ``parity`` first.
 """
 
 from __future__ import annotations

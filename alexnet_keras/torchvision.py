@@ -18,7 +18,6 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from alexnet_keras.layers import keras_padding
 from alexnet_keras.model import AlexNetModel
 from alexnet_spec import get_spec
 from alexnet_spec.variants import check_num_classes
@@ -61,7 +60,7 @@ def AlexNet(
     classifier_activation="softmax",
     name: str = "alexnet",
     *,
-    dropout: float = SPEC.dropout,
+    dropout: float = 0.5,
 ) -> AlexNetModel:
     """Instantiates torchvision's AlexNet (ImageNet-1K, 224x224x3 channels-last input).
 
@@ -112,27 +111,44 @@ def AlexNet(
     else:
         img_input = input_tensor
 
-    # --8<-- [start:layers]
     x = img_input
-    for conv in SPEC.convs:
-        i = conv.name.removeprefix("conv")
-        pad, mode = keras_padding(conv)
-        if pad:
-            x = layers.ZeroPadding2D(pad, name=f"{conv.name}_pad")(x)
-        x = layers.Conv2D(conv.filters, conv.kernel, strides=conv.stride, padding=mode, name=conv.name)(x)
-        x = layers.ReLU(name=f"{conv.name}_relu")(x)
-        if conv.pool:
-            x = layers.MaxPooling2D(SPEC.pool_size, SPEC.pool_stride, name=f"pool{i}")(x)
+    # --8<-- [start:block1]
+    # conv1: 224x224x3 -> 55x55x64 (padding 2 on every side, as PyTorch's), pool -> 27x27x64
+    x = layers.ZeroPadding2D(2, name="conv1_pad")(x)
+    x = layers.Conv2D(64, 11, strides=4, padding="valid", name="conv1")(x)
+    x = layers.ReLU(name="conv1_relu")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
+    # --8<-- [end:block1]
+    # --8<-- [start:block2]
+    # conv2: 27 -> 27 ("same" = padding 2 at stride 1), pool -> 13x13x192
+    x = layers.Conv2D(192, 5, padding="same", name="conv2")(x)
+    x = layers.ReLU(name="conv2_relu")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool2")(x)
+    # --8<-- [end:block2]
+    # --8<-- [start:block3]
+    # conv3, conv4, conv5: 13 -> 13, pool -> 6x6x256
+    x = layers.Conv2D(384, 3, padding="same", name="conv3")(x)
+    x = layers.ReLU(name="conv3_relu")(x)
+    x = layers.Conv2D(256, 3, padding="same", name="conv4")(x)
+    x = layers.ReLU(name="conv4_relu")(x)
+    x = layers.Conv2D(256, 3, padding="same", name="conv5")(x)
+    x = layers.ReLU(name="conv5_relu")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool5")(x)
+    # --8<-- [end:block3]
 
     if include_top:
-        x = layers.AdaptiveAveragePooling2D(SPEC.adaptive_pool, name="avgpool")(x)
+        # --8<-- [start:classifier]
+        # avgpool to 6x6 (any input of at least 63x63), fc1, fc2, predictions: 9216 -> 4096 -> 4096 -> classes
+        x = layers.AdaptiveAveragePooling2D((6, 6), name="avgpool")(x)
         x = layers.Flatten(name="flatten")(x)
-        for j, units in enumerate(SPEC.hidden_units, start=1):
-            x = layers.Dropout(dropout, name=f"fc{j}_dropout")(x)
-            x = layers.Dense(units, name=f"fc{j}")(x)
-            x = layers.ReLU(name=f"fc{j}_relu")(x)
+        x = layers.Dropout(dropout, name="fc1_dropout")(x)
+        x = layers.Dense(4096, name="fc1")(x)
+        x = layers.ReLU(name="fc1_relu")(x)
+        x = layers.Dropout(dropout, name="fc2_dropout")(x)
+        x = layers.Dense(4096, name="fc2")(x)
+        x = layers.ReLU(name="fc2_relu")(x)
         x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    # --8<-- [end:layers]
+        # --8<-- [end:classifier]
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":

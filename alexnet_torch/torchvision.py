@@ -1,8 +1,14 @@
 """torchvision's pretrained ImageNet AlexNet (the "One weird trick" network), with our input checks.
 
-torchvision's own ``AlexNet`` class and ``AlexNet_Weights`` enum are used as they are: the state_dict
-keys, the download, its hash check and the transforms are torchvision's. This file adds what the
-other variants have: the ``variant`` name, clear input errors, and weights from a local file.
+torchvision's own ``AlexNet`` class and ``AlexNet_Weights`` enum are used as they are: the layers,
+the state_dict keys, the initialization, the download, its hash check and the transforms are
+torchvision's. This file adds what the other variants have: the ``variant`` name, clear input
+errors, and weights from a local file.
+
+The module is named after the variant, as the others are. It does not shadow the ``torchvision``
+package: imports are absolute, so ``from torchvision.models import ...`` below is torchvision's
+own (a test checks it). Only running this file as a script (``python alexnet_torch/torchvision.py``,
+which puts ``alexnet_torch/`` first on ``sys.path``) would; nothing does.
 """
 
 from __future__ import annotations
@@ -11,38 +17,33 @@ import os
 import re
 
 import torch
-from torch import nn
 from torchvision.models import AlexNet, AlexNet_Weights
 
-from alexnet_spec import get_spec
 from alexnet_spec.variants import check_num_classes
-from alexnet_torch._checks import check_input
-from alexnet_torch.layers import ChannelsLastOnCPU, Linear
+from alexnet_torch import _checks
 
-SPEC = get_spec("torchvision")
+NUM_CLASSES = 1000  # ImageNet-1K
 
 
 # --8<-- [start:model]
-class AlexNetTorchvision(ChannelsLastOnCPU, AlexNet):
-    """``torchvision.models.AlexNet`` for NCHW RGB input of at least 63x63 (224x224 for ImageNet).
-
-    On CPU it runs channels_last inside (an ordinary NCHW tensor in, the same numbers out), and its
-    linear layers are ``alexnet_torch.layers.Linear`` (the same parameters, read faster); see
-    docs/benchmarks.md for what each change measured."""
+class AlexNetTorchvision(AlexNet):
+    """``torchvision.models.AlexNet``, layers unchanged, for NCHW RGB input of at least 63x63
+    (224x224 for ImageNet). ``forward`` is torchvision's, after the input check."""
 
     variant = "torchvision"
 
-    def __init__(self, num_classes: int = SPEC.num_classes, dropout: float = SPEC.dropout) -> None:
+    def __init__(self, num_classes: int = NUM_CLASSES, dropout: float = 0.5) -> None:
         super().__init__(num_classes=check_num_classes(num_classes), dropout=dropout)
-        for i, layer in enumerate(self.classifier):
-            if isinstance(layer, nn.Linear):
-                self.classifier[i] = Linear.replacing(layer)
-        self.options: dict = {}
-        self.use_channels_last()
+        self.options: dict[str, str] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, SPEC, self.features[0].weight.dtype)
-        return super().forward(self.fast_layout(x))
+        if not torch.jit.is_scripting():
+            _checks.check_variant_input(x, "torchvision", self.features[0].weight.dtype)
+        x = self.features(x)
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)
+        x = self.classifier(x)
+        return x
 # --8<-- [end:model]
 
 
@@ -83,7 +84,7 @@ def alexnet_torchvision(
             f"unknown torchvision weights {weights!r}; expected one of {', '.join(AlexNet_Weights.__members__)} "
             "or a checkpoint file"
         )
-    model = AlexNetTorchvision(SPEC.num_classes if num_classes is None else num_classes, **options)
+    model = AlexNetTorchvision(NUM_CLASSES if num_classes is None else num_classes, **options)
     if weights is not None:
         from alexnet_torch.weights import load_weights
 

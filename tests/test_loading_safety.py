@@ -76,3 +76,16 @@ def _saved(tmp_path, module):
     if not path.exists():
         alexnet_torch.save_weights(module, path)
     return [str(path)]
+
+
+def test_detecting_the_variant_of_a_weights_h5_warns_nothing(tmp_path, cifar_torch):
+    """Trying the variants that do not fit made Keras warn about layers left uninitialized (five
+    times for a cifar file), though the one that fits then loaded completely."""
+    import warnings
+
+    path = tmp_path / "c.weights.h5"
+    alexnet_keras.save_weights(parity.torch_to_keras(cifar_torch), path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record = files.read(path)
+    assert record.variant == "cifar" and [str(w.message) for w in caught] == []

@@ -294,6 +294,15 @@ def load_digits(size: int = DIGITS_SIZE) -> tuple[ArrayData, ArrayData]:
             ArrayData(images[test], labels[test], classes, "digits test", flip_ok=False))
 
 
+def subset(data, n: int):
+    """The first ``n`` items of ``data`` (all of them when it has fewer)."""
+    import dataclasses
+
+    if isinstance(data, ArrayData):
+        return dataclasses.replace(data, images=data.images[:n], labels=data.labels[:n], name=f"{data.name}[:{n}]")
+    return dataclasses.replace(data, files=data.files[:n], labels=data.labels[:n], name=f"{data.name}[:{n}]")
+
+
 def parse_data(spec: str):
     """``digits``, ``cifar10:DIR`` or ``imagefolder:DIR`` -> (train, val)."""
     kind, sep, where = spec.partition(":")
@@ -308,5 +317,5 @@ def parse_data(spec: str):
 
 __all__ = [
     "ArrayData", "CifarUnpickler", "DataError", "FolderData", "download_cifar10", "load_digits",
-    "parse_data", "read_cifar10", "read_cifar_batch", "read_image_folder", "read_imagefolders",
+    "parse_data", "read_cifar10", "subset", "read_cifar_batch", "read_image_folder", "read_imagefolders",
 ]

@@ -27,6 +27,12 @@ PROBE = "import sys, {pkg}; print(' '.join(sorted(m for m in {banned!r} if m in 
         ("alexnet_spec.recipes", ("torch", "torchvision", "tensorflow", "keras")),
         ("alexnet_spec.data", ("torch", "torchvision", "tensorflow", "keras")),
         ("alexnet_spec.augment", ("torch", "torchvision", "tensorflow", "keras")),
+        ("alexnet_spec.runs", ("torch", "torchvision", "tensorflow", "keras")),
+        ("alexnet_torch.training", ("tensorflow", "keras")),
+        ("alexnet_keras.training", ("torch", "torchvision")),
+        ("alexnet_spec.recipes", ("torch", "torchvision", "tensorflow", "keras")),
+        ("alexnet_spec.data", ("torch", "torchvision", "tensorflow", "keras")),
+        ("alexnet_spec.augment", ("torch", "torchvision", "tensorflow", "keras")),
     ],
 )
 def test_package_imports_only_its_framework(pkg, banned):

@@ -45,14 +45,18 @@ class RunConfig:
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
 
 
-def model_options(variant: str, init: str) -> dict:
+def model_options(variant: str, init: str, dropout: float | None = None) -> dict:
     """Build options of a network trained here: ``cifar`` returns logits (the loss takes them),
-    ``paper`` starts from the paper's initialization when the recipe says so."""
-    if variant == "cifar":
-        return {"logits": True}
+    ``paper`` starts from the paper's initialization when the recipe says so; ``dropout`` when
+    given replaces the network's rate."""
+    options = {"logits": True} if variant == "cifar" else {}
     if variant == "paper" and init == "paper":
-        return {"init": "paper"}
-    return {}
+        options["init"] = "paper"
+    if dropout is not None:
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"--dropout must be in [0, 1); found {dropout}")
+        options["dropout"] = dropout
+    return options
 
 
 def prepare(run_dir: str | os.PathLike, config: RunConfig, *, resume: bool, force: bool) -> RunConfig | None:

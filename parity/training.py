@@ -33,6 +33,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--epochs", type=positive_int, help="default: the recipe's")
     p.add_argument("--batch-size", type=positive_int, help="default: the recipe's")
     p.add_argument("--lr", type=float, help="initial learning rate (default: the recipe's)")
+    p.add_argument("--dropout", type=float, help="dropout rate of the hidden dense layers (default: the network's)")
     p.add_argument("--num-classes", type=positive_int, help="default: the data set's class count (must match it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=positive_int, metavar="N",
@@ -94,7 +95,7 @@ def _train(args):
     data = args.data + (f" limit={args.limit}" if args.limit else "")
     config = runs.RunConfig(framework=args.framework, variant=args.variant, recipe=recipe.name, data=data,
                             epochs=args.epochs or recipe.epochs, batch_size=batch, seed=args.seed,
-                            num_classes=classes, options=runs.model_options(args.variant, recipe.init),
+                            num_classes=classes, options=runs.model_options(args.variant, recipe.init, args.dropout),
                             lr=recipe.lr if args.lr is None else args.lr)
     stored = runs.prepare(args.out, config, resume=args.resume, force=args.force)
     train_pipe = Pipeline(train_data, recipe.augment, train=True, seed=args.seed, batch_size=batch)

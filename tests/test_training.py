@@ -166,3 +166,54 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, case):
         assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
     else:
         assert not out.exists()
+
+
+def test_train_steps_reports_per_step_agreement():
+    from parity.train import DRIFT_RTOL, check_train_steps
+
+    report = check_train_steps("cifar", steps=3, batch=4, seed=0)
+    assert len(report.losses) == 3
+    first = report.losses[0]
+    # step 1 starts from the same weights and batch: the forward pass's fp32 rounding apart (batch
+    # statistics over 4 samples lose digits: ~6e-6 relative measured), inside the drift limit
+    assert abs(first["torch"] - first["keras"]) < DRIFT_RTOL * abs(first["float64"])
+    assert report.ok, str(report)
+    text = str(report)
+    assert "|torch-keras|" in text and report.to_dict()["drift"].keys() == {"torch_vs_keras", "torch_vs_float64",
+                                                                           "keras_vs_float64"}
+
+
+def test_train_steps_tells_a_wrong_convention_apart(monkeypatch):
+    """PyTorch's coupled weight decay in the torch fp32 run only: the runs part at step 2."""
+    import parity.train as T
+
+    original = T._torch_trainer
+    calls = []
+
+    def coupled_first(module, probabilities, lr, momentum, wd, decay):
+        calls.append(decay)
+        return original(module, probabilities, lr, momentum, 0.05 if len(calls) == 1 else wd, decay)
+
+    monkeypatch.setattr(T, "_torch_trainer", coupled_first)
+    report = T.check_train_steps("cifar", steps=2, batch=4, seed=0, weight_decay=5e-4)
+    assert report.drift["torch_vs_keras"] == 2 and not report.ok
+
+
+def test_eval_cli_reads_a_trained_file_in_both_frameworks(tmp_path):
+    out = tmp_path / "run"
+    done = run_cli(train_cmd("torch", out, "--epochs", "1"))
+    assert done.returncode == 0, done.stderr
+    results = {}
+    for framework in ("torch", "keras"):
+        r = run_cli([sys.executable, "-m", "parity.evaluation", "--framework", framework, "--weights",
+                     str(out / "model.safetensors"), "--data", "digits", "--limit", "30", "--crops", "both", "--json"])
+        assert r.returncode == 0, r.stderr
+        import json
+
+        results[framework] = json.loads(r.stdout)
+    for crops in ("center", "10crop"):
+        assert results["torch"][crops]["top1"] == results["keras"][crops]["top1"]
+        assert results["torch"][crops]["top5"] == results["keras"][crops]["top5"]
+    wrong = run_cli([sys.executable, "-m", "parity.evaluation", "--framework", "keras", "--weights",
+                     str(out / "model.safetensors"), "--data", f"cifar10:{tmp_path / 'none'}"])
+    assert wrong.returncode == 2 and "no such folder" in wrong.stderr

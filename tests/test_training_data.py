@@ -134,3 +134,15 @@ def test_augmentation_is_a_function_of_seed_epoch_index():
     crops = Pipeline(train, PAPER.augment, train=False).ten_crops(0)
     assert crops.shape == (10, 227, 227, 3)
     np.testing.assert_array_equal(crops[5], crops[0][:, ::-1])
+
+
+def test_exchange_keeps_zero_dimensional_tensors(tmp_path):
+    """BatchNorm's num_batches_tracked is a 0-d tensor; a trained cifar model saved as .safetensors
+    must load back into torch (np.ascontiguousarray alone made it (1,))."""
+    from alexnet_spec import exchange
+
+    state = {"features.1.num_batches_tracked": np.array(7, dtype=np.int64), "w": np.ones((2, 3), np.float32)}
+    exchange.save(tmp_path / "m.safetensors", exchange.Exchange(state, "cifar", {"logits": True}))
+    back = exchange.load(tmp_path / "m.safetensors")
+    assert back.state["features.1.num_batches_tracked"].shape == ()
+    assert int(back.state["features.1.num_batches_tracked"]) == 7

@@ -376,15 +376,20 @@ class StepsReport:
 
     @property
     def trusted(self) -> int:
-        """Steps over which both fp32 runs stay within DRIFT_RTOL of float64."""
-        ends = [s - 1 for s in (self.drift["torch_vs_float64"], self.drift["keras_vs_float64"]) if s is not None]
-        return min(ends, default=len(self.losses))
+        """Steps over which the fp32 run closer to float64 stays within DRIFT_RTOL of it: the
+        horizon fp32 allows (rounding, amplified by the network, decides it, not a convention)."""
+        n = len(self.losses)
+        ends = [n if s is None else s - 1 for s in (self.drift["torch_vs_float64"], self.drift["keras_vs_float64"])]
+        return max(ends)
 
     @property
     def ok(self) -> bool:
-        """While fp32 is trustworthy (both runs near float64), torch and Keras agree."""
-        first = self.drift["torch_vs_keras"]
-        return first is None or first > self.trusted
+        """Step 1 (same weights, same batch, nothing updated yet) agrees within DRIFT_RTOL: a run fed
+        other batches, another loss or a wrong forward convention fails here. Later steps are
+        measured, not judged: from step 2 on, fp32 rounding amplified by the network moves both
+        runs away from float64 (and from each other) as fast as a convention error would, so
+        optimizer conventions are the synchronized ``check_train_step``'s job."""
+        return self.drift["torch_vs_keras"] != 1
 
     def verdict(self) -> str:
         d, n = self.drift, len(self.losses)
@@ -392,8 +397,9 @@ class StepsReport:
             f"stay within {DRIFT_RTOL:.0e} of each other for all {n} steps"
         head = "PASS" if self.ok else "FAIL"
         return (f"{head}: {self.variant}, {n} SGD steps from the same weights and batches (dropout off): the fp32 "
-                f"losses of torch and Keras {apart}; each fp32 run stays within {DRIFT_RTOL:.0e} of float64 for "
-                f"{self.trusted} step(s) (torch leaves it at {d['torch_vs_float64']}, Keras at {d['keras_vs_float64']})")
+                f"losses of torch and Keras {apart}; fp32 tracks float64 within {DRIFT_RTOL:.0e} for "
+                f"{self.trusted} step(s) (torch leaves it at step {d['torch_vs_float64']}, Keras at step "
+                f"{d['keras_vs_float64']}; None: never)")
 
     def to_dict(self) -> dict:
         return {"variant": self.variant, "ok": self.ok, "verdict": self.verdict(), "settings": self.settings,

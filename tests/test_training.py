@@ -183,20 +183,19 @@ def test_train_steps_reports_per_step_agreement():
                                                                            "keras_vs_float64"}
 
 
-def test_train_steps_tells_a_wrong_convention_apart(monkeypatch):
-    """PyTorch's coupled weight decay in the torch fp32 run only: the runs part at step 2."""
+def test_train_steps_fails_when_keras_sees_other_batches(monkeypatch):
+    """Feed Keras mirrored images: its run parts from torch at step 1 while torch tracks float64."""
     import parity.train as T
 
-    original = T._torch_trainer
-    calls = []
+    original = T._keras_trainer
 
-    def coupled_first(module, probabilities, lr, momentum, wd, decay):
-        calls.append(decay)
-        return original(module, probabilities, lr, momentum, 0.05 if len(calls) == 1 else wd, decay)
+    def mirrored(*args):
+        step = original(*args)
+        return lambda x, y: step(np.ascontiguousarray(x[:, :, :, ::-1]), y)
 
-    monkeypatch.setattr(T, "_torch_trainer", coupled_first)
-    report = T.check_train_steps("cifar", steps=2, batch=4, seed=0, weight_decay=5e-4)
-    assert report.drift["torch_vs_keras"] == 2 and not report.ok
+    monkeypatch.setattr(T, "_keras_trainer", mirrored)
+    report = T.check_train_steps("cifar", steps=2, batch=4, seed=0)
+    assert report.drift["torch_vs_keras"] == 1 and not report.ok, str(report)
 
 
 def test_eval_cli_reads_a_trained_file_in_both_frameworks(tmp_path):

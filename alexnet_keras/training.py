@@ -99,6 +99,7 @@ def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_d
     schedule = keras.callbacks.LearningRateScheduler(
         lambda epoch, lr: learning_rate(recipe, epoch, [r["val_top1"] for r in rows], lr=config.lr))
     model.fit(train_seq, validation_data=val_seq, initial_epoch=start, epochs=config.epochs,
+              shuffle=False,  # the sequence's own order; fit would shuffle a PyDataset's batches
               callbacks=[EpochSetter(train_seq), schedule, RunLogger(run_dir, config, rows)],
               verbose=1 if progress else 0)
     return rows
@@ -126,14 +127,17 @@ def load_checkpoint(path, model, config: runs.RunConfig) -> tuple[list[dict], in
     runs.check_checkpoint(Path(path).parent, config, meta["variant"], meta["num_classes"])
     model.optimizer.build(model.trainable_variables)
     for group, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
-        if len(variables) != len(meta[group]):
-            raise ValueError(f"{path}: the checkpoint holds {len(meta[group])} {group} variables; this "
-                             f"{config.variant} run has {len(variables)}. It belongs to another network.")
-        for i, variable in enumerate(variables):
-            value = arrays[f"{group}/{i}"]
+        # by path, not by position: the optimizer built here may order its slots otherwise than fit did
+        stored = {name: i for i, name in enumerate(meta[group])}
+        paths = [v.path for v in variables]
+        if sorted(paths) != sorted(stored) or len(stored) != len(meta[group]):
+            raise ValueError(f"{path}: the checkpoint's {len(meta[group])} {group} variables are not this "
+                             f"{config.variant} run's {len(variables)}. It belongs to another network.")
+        for variable in variables:
+            value = arrays[f"{group}/{stored[variable.path]}"]
             if tuple(value.shape) != tuple(variable.shape):
-                raise ValueError(f"{path}: {meta[group][i]} has shape {value.shape}; this run's "
-                                 f"{variable.path} has {tuple(variable.shape)}")
+                raise ValueError(f"{path}: {variable.path} has shape {value.shape} in the checkpoint; this run's "
+                                 f"has {tuple(variable.shape)}")
             variable.assign(value)
     return list(meta["rows"]), int(meta["epoch"])
 

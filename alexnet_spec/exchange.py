@@ -35,7 +35,8 @@ def save(path: str | os.PathLike, ex: Exchange, *, overwrite: bool = False, side
         "variant": ex.variant,
         "options": json.dumps(ex.options, sort_keys=True),
     }
-    tensors = {k: np.ascontiguousarray(v) for k, v in ex.state.items()}
+    # np.ascontiguousarray makes a 0-d array 1-d: BatchNorm's num_batches_tracked would come back (1,)
+    tensors = {k: np.ascontiguousarray(v).reshape(np.shape(v)) for k, v in ex.state.items()}
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(canonical_bytes(tensors, metadata)),
                         overwrite=overwrite, sidecar=sidecar)
 

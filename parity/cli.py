@@ -42,6 +42,9 @@ def parser() -> ArgumentParser:
     check.add_argument("--train-step", action="store_true",
                        help="training parity: a forward pass with batch statistics, then SGD steps (dropout off)")
     check.add_argument("--steps", type=positive_int, default=2, help="with --train-step: SGD steps to take and compare")
+    check.add_argument("--train-steps", type=positive_int, metavar="N",
+                       help="run parity: N SGD steps on the same batches in both frameworks and float64, each run on "
+                            "its own (dropout off); per-step losses, final weights, the step where they drift apart")
     check.add_argument("--option", action="append", metavar="KEY=VALUE", help="build option, e.g. lrn=paper")
     check.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
     check.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -95,7 +98,7 @@ def _check(args):
 
     options = _options(args.option)
     rtol = DEFAULT_RTOL if args.rtol is None else args.rtol
-    if args.train_step and (args.torch or args.keras or args.size):
+    if (args.train_step or args.train_steps) and (args.torch or args.keras or args.size):
         raise UsageError("--train-step checks a seeded random model at the variant's own size: give --variant or --all")
     if args.torch or args.keras:
         if not (args.torch and args.keras):
@@ -106,7 +109,12 @@ def _check(args):
         if not (args.variant or args.all):
             raise UsageError("give --variant NAME, --all, or --torch FILE --keras FILE")
         variants = alexnet_torch.VARIANTS if args.all else (args.variant,)
-        if args.train_step:
+        if args.train_steps:
+            from parity.train import check_train_steps
+
+            reports = [check_train_steps(v, steps=args.train_steps, seed=args.seed, batch=args.batch or 16,
+                                         options=options) for v in variants]
+        elif args.train_step:
             reports = [_train_step(v, args, options) for v in variants]
         else:
             reports = [check_variant(v, seed=args.seed, batch=args.batch or 2, rtol=rtol, size=args.size, options=options)

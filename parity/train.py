@@ -356,4 +356,148 @@ def _relative(error: float, scale: float) -> float:
     return 0.0 if error == 0 else math.inf
 
 
-__all__ = ["STEP_RTOL", "TRAIN_RTOL", "StepRow", "TrainReport", "check_train_step"]
+
+
+# --- many steps: do the two runs go the same way? ------------------------------------------------
+
+# A loss counts as drifted from another once they differ by more than this, relative. One fp32 step
+# agrees with float64 to ~1e-7 relative; rounding then compounds (ReLU kinks flip, batch statistics
+# couple the samples) until the fp32 runs leave float64 too, which is the horizon fp32 allows.
+DRIFT_RTOL = 1e-4
+
+
+@dataclass
+class StepsReport:
+    variant: str
+    losses: list[dict]  # per step: torch, keras, float64
+    weights: dict  # after the last step: max difference relative to each tensor's float64 change
+    drift: dict  # first step where each pair differs by more than DRIFT_RTOL (None: never)
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def trusted(self) -> int:
+        """Steps over which the fp32 run closer to float64 stays within DRIFT_RTOL of it: the
+        horizon fp32 allows (rounding, amplified by the network, decides it, not a convention)."""
+        n = len(self.losses)
+        ends = [n if s is None else s - 1 for s in (self.drift["torch_vs_float64"], self.drift["keras_vs_float64"])]
+        return max(ends)
+
+    @property
+    def ok(self) -> bool:
+        """Step 1 (same weights, same batch, nothing updated yet) agrees within DRIFT_RTOL: a run fed
+        other batches, another loss or a wrong forward convention fails here. Later steps are
+        measured, not judged: from step 2 on, fp32 rounding amplified by the network moves both
+        runs away from float64 (and from each other) as fast as a convention error would, so
+        optimizer conventions are the synchronized ``check_train_step``'s job."""
+        return self.drift["torch_vs_keras"] != 1
+
+    def verdict(self) -> str:
+        d, n = self.drift, len(self.losses)
+        apart = f"drift apart (>{DRIFT_RTOL:.0e} relative) at step {d['torch_vs_keras']}" if d["torch_vs_keras"] else \
+            f"stay within {DRIFT_RTOL:.0e} of each other for all {n} steps"
+        head = "PASS" if self.ok else "FAIL"
+        return (f"{head}: {self.variant}, {n} SGD steps from the same weights and batches (dropout off): the fp32 "
+                f"losses of torch and Keras {apart}; fp32 tracks float64 within {DRIFT_RTOL:.0e} for "
+                f"{self.trusted} step(s) (torch leaves it at step {d['torch_vs_float64']}, Keras at step "
+                f"{d['keras_vs_float64']}; None: never)")
+
+    def to_dict(self) -> dict:
+        return {"variant": self.variant, "ok": self.ok, "verdict": self.verdict(), "settings": self.settings,
+                "drift_rtol": DRIFT_RTOL, "drift": self.drift, "trusted_steps": self.trusted,
+                "weights": self.weights, "losses": self.losses}
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def __str__(self) -> str:
+        settings = ", ".join(f"{k}={v}" for k, v in self.settings.items())
+        lines = [f"{self.variant} training run parity ({settings}):",
+                 "step  torch loss    keras loss    float64 loss  |torch-keras|  |torch-f64|  |keras-f64|"]
+        for i, d in enumerate(self.losses, start=1):
+            lines.append(f"{i:<4}  {d['torch']:<12.7f}  {d['keras']:<12.7f}  {d['float64']:<12.7f}  "
+                         f"{abs(d['torch'] - d['keras']):<13.2e}  {abs(d['torch'] - d['float64']):<11.2e}  "
+                         f"{abs(d['keras'] - d['float64']):.2e}")
+        w = self.weights
+        lines.append(f"weights after {len(self.losses)} steps, max difference relative to each tensor's float64 change: "
+                     f"torch-keras {w['torch_vs_keras']:.2e}, torch-float64 {w['torch_vs_float64']:.2e}, "
+                     f"keras-float64 {w['keras_vs_float64']:.2e}")
+        return "\n".join(lines + [self.verdict()])
+
+
+def check_train_steps(
+    variant: str = "cifar",
+    *,
+    steps: int = 50,
+    seed: int = 0,
+    batch: int = 16,
+    learning_rate: float = DEFAULT_LEARNING_RATE,
+    momentum: float = DEFAULT_MOMENTUM,
+    weight_decay: float = DEFAULT_WEIGHT_DECAY,
+    options: dict | None = None,
+) -> StepsReport:
+    """Train a freshly initialized ``variant`` (PyTorch's initialization seeded with ``seed``,
+    dropout off) for ``steps`` SGD steps in PyTorch (fp32 and float64) and Keras (fp32) from the same
+    weights, on the same batches (the ``cifar``
+    network: augmented digits from ``alexnet_spec.augment``; the others: seeded random images), each
+    run on its own; compare the per-step losses and the final weights."""
+    import torch
+
+    import alexnet_torch
+    from alexnet_spec import get_spec
+    from alexnet_spec.tables import get_table
+    from parity.models import torch_to_keras
+    from parity.randomize import random_batch
+
+    if batch < 2:
+        raise ValueError(f"batch must be at least 2 (BatchNorm trains on batch statistics); found {batch}")
+    spec, table = get_spec(variant), get_table(variant)
+    torch.manual_seed(seed)  # a training run's start, not parity's randomized statistics
+    module = alexnet_torch.build(variant, dropout=0.0, **(options or {}))
+    probabilities = spec.softmax and not module.options.get("logits", False)
+    batches = _run_batches(variant, spec, steps, seed, batch, random_batch)
+    t32, t64 = copy.deepcopy(module), copy.deepcopy(module).double()
+    keras_model = torch_to_keras(module, dropout=0.0)
+    start = _torch_state(t64)
+    train_t32 = _torch_trainer(t32, probabilities, learning_rate, momentum, weight_decay, "decoupled")
+    train_t64 = _torch_trainer(t64, probabilities, learning_rate, momentum, weight_decay, "decoupled")
+    train_keras = _keras_trainer(keras_model, probabilities, learning_rate, momentum, weight_decay)
+    losses = [{"torch": train_t32(x, y), "keras": train_keras(x, y), "float64": train_t64(x, y)} for x, y in batches]
+
+    def first_drift(a, b):
+        return next((i for i, d in enumerate(losses, start=1)
+                     if abs(d[a] - d[b]) > DRIFT_RTOL * max(abs(d["float64"]), 1e-12)), None)
+
+    drift = {"torch_vs_keras": first_drift("torch", "keras"), "torch_vs_float64": first_drift("torch", "float64"),
+             "keras_vs_float64": first_drift("keras", "float64")}
+    s32, s64, k32 = _torch_state(t32), _torch_state(t64), _keras_state(table, keras_model)
+    weights = {"torch_vs_keras": 0.0, "torch_vs_float64": 0.0, "keras_vs_float64": 0.0}
+    for key in k32:
+        scale = float(np.max(np.abs(s64[key] - start[key])))
+        if scale == 0:
+            continue
+        for name, (a, b) in {"torch_vs_keras": (s32, k32), "torch_vs_float64": (s32, s64),
+                             "keras_vs_float64": (k32, s64)}.items():
+            weights[name] = max(weights[name], float(np.max(np.abs(a[key] - b[key]))) / scale)
+    settings = {"steps": steps, "batch": batch, "lr": learning_rate, "momentum": momentum, "weight_decay": weight_decay,
+                "data": "digits (augmented, alexnet_spec.augment)" if variant == "cifar" else "seeded random images"}
+    return StepsReport(variant, losses, weights, drift, settings)
+
+
+def _run_batches(variant, spec, steps, seed, batch, random_batch):
+    if variant == "cifar":
+        from alexnet_spec.augment import Pipeline
+        from alexnet_spec.data import load_digits
+        from alexnet_spec.recipes import CIFAR
+
+        pipeline = Pipeline(load_digits()[0], CIFAR.augment, train=True, seed=seed, batch_size=batch)
+        out = []
+        for step in range(steps):
+            x, y = pipeline.batch(step % pipeline.num_batches, step // pipeline.num_batches)
+            out.append((np.ascontiguousarray(x.transpose(0, 3, 1, 2)), y))
+        return out
+    rng = np.random.default_rng(seed + 2)
+    return [(random_batch((batch, *spec.input_shape_nchw), seed + 1 + step), rng.integers(0, spec.num_classes, batch))
+            for step in range(steps)]
+
+
+__all__ = ["DRIFT_RTOL", "STEP_RTOL", "TRAIN_RTOL", "StepRow", "StepsReport", "TrainReport", "check_train_step", "check_train_steps"]

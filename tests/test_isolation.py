@@ -25,6 +25,12 @@ PROBE = "import sys, {pkg}; print(' '.join(sorted(m for m in {banned!r} if m in 
         ("alexnet_spec.tables", ("torch", "torchvision", "tensorflow", "keras")),
         ("alexnet_spec.messages", ("torch", "torchvision", "tensorflow", "keras")),
         ("alexnet_spec.shapes", ("torch", "torchvision", "tensorflow", "keras")),
+        ("alexnet_spec.recipes", ("torch", "torchvision", "tensorflow", "keras")),
+        ("alexnet_spec.data", ("torch", "torchvision", "tensorflow", "keras")),
+        ("alexnet_spec.augment", ("torch", "torchvision", "tensorflow", "keras")),
+        ("alexnet_spec.runs", ("torch", "torchvision", "tensorflow", "keras")),
+        ("alexnet_torch.training", ("tensorflow", "keras")),
+        ("alexnet_keras.training", ("torch", "torchvision")),
     ],
 )
 def test_package_imports_only_its_framework(pkg, banned):

@@ -1,0 +1,180 @@
+"""Training AlexNet in Keras: ``model.fit`` with callbacks, fed by a ``keras.utils.PyDataset``.
+
+The batches come from ``alexnet_spec.augment.Pipeline`` (numpy, seeded by seed, epoch and index),
+the same arrays the PyTorch loop's ``DataLoader`` yields. The numbers come from an
+``alexnet_spec.recipes.Recipe``: ``keras.optimizers.SGD`` with its own (decoupled) weight decay,
+the learning rate set each epoch by ``keras.callbacks.LearningRateScheduler`` from the recipe's
+schedule.
+
+:class:`RunLogger` writes, at the end of every epoch, an atomic checkpoint (every model variable,
+Dropout's seed state included, every optimizer variable, the epoch and the metrics rows) and
+``metrics.csv``; :func:`train` with ``resume=True`` restores them and continues with
+``fit(initial_epoch=...)``. This module never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from alexnet_spec import runs
+from alexnet_spec.augment import Pipeline
+from alexnet_spec.files import atomic_write
+from alexnet_spec.recipes import Recipe, learning_rate
+
+
+class BatchSequence(keras.utils.PyDataset):
+    """``Pipeline`` as a ``PyDataset``: batch ``number`` of the current epoch, NHWC."""
+
+    def __init__(self, pipeline: Pipeline, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.pipeline, self.epoch = pipeline, 0
+
+    def __len__(self) -> int:
+        return self.pipeline.num_batches
+
+    def __getitem__(self, number: int):
+        return self.pipeline.batch(number, self.epoch)
+
+
+class EpochSetter(keras.callbacks.Callback):
+    """Tells the training sequence which epoch ``fit`` is in (its crops and order depend on it)."""
+
+    def __init__(self, sequence: BatchSequence) -> None:
+        super().__init__()
+        self.sequence = sequence
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.sequence.epoch = epoch
+
+
+class RunLogger(keras.callbacks.Callback):
+    """One metrics row, a checkpoint and ``metrics.csv`` at the end of every epoch."""
+
+    def __init__(self, run_dir, config: runs.RunConfig, rows: list[dict]) -> None:
+        super().__init__()
+        self.run_dir, self.config, self.rows = Path(run_dir), config, rows
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.began = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.rows.append({
+            "epoch": epoch + 1, "train_loss": float(logs["loss"]), "train_top1": float(logs["top1"]),
+            "val_loss": float(logs["val_loss"]), "val_top1": float(logs["val_top1"]),
+            "val_top5": float(logs["val_top5"]), "lr": float(np.asarray(self.model.optimizer.learning_rate)),
+            "seconds": time.perf_counter() - self.began,
+        })
+        save_checkpoint(self.run_dir / runs.CHECKPOINTS["keras"], self.model, epoch + 1, self.rows, self.config)
+        runs.write_metrics(self.run_dir, self.rows)
+
+
+# --8<-- [start:compile]
+def compile_for_training(model, recipe: Recipe, lr: float | None = None):
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=recipe.lr if lr is None else lr, momentum=recipe.momentum,
+                                       weight_decay=recipe.weight_decay or None),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1"),
+                 keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")],
+    )
+    return model
+# --8<-- [end:compile]
+
+
+# --8<-- [start:train]
+def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_dir, config: runs.RunConfig,
+          *, resume: bool = False, progress: bool = True) -> list[dict]:
+    """Train ``model`` for ``config.epochs`` epochs; checkpoint and metrics in ``run_dir``."""
+    compile_for_training(model, recipe, config.lr)
+    rows, start = [], 0
+    if resume:
+        rows, start = load_checkpoint(Path(run_dir) / runs.CHECKPOINTS["keras"], model, config)
+    train_seq, val_seq = BatchSequence(train_data), BatchSequence(val_data)
+    schedule = keras.callbacks.LearningRateScheduler(
+        lambda epoch, lr: learning_rate(recipe, epoch, [r["val_top1"] for r in rows], lr=config.lr))
+    model.fit(train_seq, validation_data=val_seq, initial_epoch=start, epochs=config.epochs,
+              shuffle=False,  # the sequence's own order; fit would shuffle a PyDataset's batches
+              callbacks=[EpochSetter(train_seq), schedule, RunLogger(run_dir, config, rows)],
+              verbose=1 if progress else 0)
+    return rows
+# --8<-- [end:train]
+
+
+def save_checkpoint(path, model, epoch: int, rows: list[dict], config: runs.RunConfig) -> Path:
+    arrays = {f"model/{i}": np.asarray(v) for i, v in enumerate(model.variables)}
+    arrays |= {f"optimizer/{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)}
+    meta = {"epoch": epoch, "rows": rows, "variant": config.variant, "num_classes": config.num_classes,
+            "model": [v.path for v in model.variables], "optimizer": [v.path for v in model.optimizer.variables]}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+
+    def write(tmp):
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to the temporary name
+            np.savez(f, **arrays)
+
+    return atomic_write(path, write, overwrite=True)
+
+
+def load_checkpoint(path, model, config: runs.RunConfig) -> tuple[list[dict], int]:
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(arrays.pop("meta").tobytes())
+    runs.check_checkpoint(Path(path).parent, config, meta["variant"], meta["num_classes"])
+    model.optimizer.build(model.trainable_variables)
+    for group, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
+        # by path, not by position: the optimizer built here may order its slots otherwise than fit did
+        stored = {name: i for i, name in enumerate(meta[group])}
+        paths = [v.path for v in variables]
+        if sorted(paths) != sorted(stored) or len(stored) != len(meta[group]):
+            raise ValueError(f"{path}: the checkpoint's {len(meta[group])} {group} variables are not this "
+                             f"{config.variant} run's {len(variables)}. It belongs to another network.")
+        for variable in variables:
+            value = arrays[f"{group}/{stored[variable.path]}"]
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(f"{path}: {variable.path} has shape {value.shape} in the checkpoint; this run's "
+                                 f"has {tuple(variable.shape)}")
+            variable.assign(value)
+    return list(meta["rows"]), int(meta["epoch"])
+
+
+def evaluate(model, pipeline: Pipeline, *, probabilities: bool = False) -> tuple[float, float, float]:
+    """Mean loss, top-1 and top-5 accuracy over ``pipeline`` (center crops)."""
+    total_loss, top1, top5 = 0.0, 0, 0
+    for number in range(pipeline.num_batches):
+        x, y = pipeline.batch(number, 0)
+        out = np.asarray(model(x, training=False), dtype=np.float64)
+        logp = np.log(np.maximum(out, 1e-12)) if probabilities else out - _logsumexp(out)
+        total_loss -= float(logp[np.arange(len(y)), y].sum())
+        best = np.argsort(-out, axis=1)[:, :5]
+        top1 += int((best[:, 0] == y).sum())
+        top5 += int((best == y[:, None]).any(1).sum())
+    n = len(pipeline)
+    return total_loss / n, top1 / n, top5 / n
+
+
+def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False) -> tuple[float, float]:
+    """Top-1 and top-5 of the average softmax over the paper's 10 crops of every image."""
+    top1 = top5 = 0
+    for index in range(len(pipeline.data)):
+        out = np.asarray(model(pipeline.ten_crops(index), training=False), dtype=np.float64)
+        p = (out if probabilities else np.exp(out - _logsumexp(out))).mean(0)
+        best = list(np.argsort(-p)[:5])
+        label = int(pipeline.data.labels[index])
+        top1 += best[0] == label
+        top5 += label in best
+    n = len(pipeline.data)
+    return top1 / n, top5 / n
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    m = x.max(axis=1, keepdims=True)
+    return m + np.log(np.exp(x - m).sum(axis=1, keepdims=True))
+
+
+__all__ = ["BatchSequence", "EpochSetter", "RunLogger", "compile_for_training", "evaluate", "evaluate_ten_crop",
+           "train"]

@@ -1,0 +1,182 @@
+"""Training AlexNet in PyTorch: a plain loop in the style of torchvision's classification references.
+
+The batches come from ``alexnet_spec.augment.Pipeline`` (numpy, seeded by seed, epoch and index),
+so a ``DataLoader`` with any number of workers yields what the Keras run's ``PyDataset`` yields.
+The numbers come from an ``alexnet_spec.recipes.Recipe``. Weight decay is Keras's, decoupled: the
+loop applies ``w -= lr * wd * w`` before ``optimizer.step()`` instead of passing ``weight_decay``
+to SGD (which would run it through the momentum; see ``parity.train``).
+
+Each epoch ends with an atomic checkpoint (model, optimizer, epoch, metrics rows, torch RNG state)
+and a rewritten ``metrics.csv``; :func:`train` with ``resume=True`` continues from it.
+This module never imports tensorflow or keras.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from alexnet_spec import runs
+from alexnet_spec.augment import Pipeline
+from alexnet_spec.files import atomic_write
+from alexnet_spec.recipes import Recipe, learning_rate
+
+
+class AugmentedDataset(Dataset):
+    """``Pipeline`` as a map-style dataset: item ``index`` as epoch ``epoch`` sees it, NCHW."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline, self.epoch = pipeline, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.pipeline.data)
+
+    def __getitem__(self, index: int):
+        x, y = self.pipeline.sample(index, self.epoch)
+        return torch.from_numpy(x.transpose(2, 0, 1).copy()), y
+
+
+class EpochSampler(Sampler):
+    """The pipeline's order of an epoch (like ``DistributedSampler``, ``set_epoch`` each epoch)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline, self.epoch = pipeline, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(self.pipeline.order(self.epoch).tolist())
+
+    def __len__(self) -> int:
+        return len(self.pipeline)
+
+
+def data_loader(pipeline: Pipeline, *, workers: int = 0) -> DataLoader:
+    dataset, sampler = AugmentedDataset(pipeline), EpochSampler(pipeline)
+    return DataLoader(dataset, batch_size=pipeline.batch_size, sampler=sampler, num_workers=workers,
+                      generator=torch.Generator().manual_seed(pipeline.seed))  # leaves the global RNG alone
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    loader.dataset.set_epoch(epoch)
+    loader.sampler.set_epoch(epoch)
+
+
+# --8<-- [start:train-one-epoch]
+def train_one_epoch(model, optimizer, loader, *, weight_decay: float, progress: bool = False, desc: str = ""):
+    """One pass over ``loader``: mean loss and top-1 accuracy of the training batches."""
+    model.train()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    total_loss, correct, seen = 0.0, 0, 0
+    for images, targets in _bar(loader, progress, desc):
+        output = model(images)
+        loss = F.cross_entropy(output, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        with torch.no_grad():  # Keras's decoupled weight decay, before the gradient step
+            lr = optimizer.param_groups[0]["lr"]
+            for p in params:
+                p.add_(p, alpha=-lr * weight_decay)
+        optimizer.step()
+        total_loss += loss.item() * len(targets)
+        correct += (output.argmax(1) == targets).sum().item()
+        seen += len(targets)
+    return total_loss / seen, correct / seen
+# --8<-- [end:train-one-epoch]
+
+
+@torch.no_grad()
+def evaluate(model, loader, *, probabilities: bool = False, progress: bool = False):
+    """Mean loss, top-1 and top-5 accuracy; ``probabilities``: the model ends in a softmax."""
+    model.eval()
+    total_loss, top1, top5, seen = 0.0, 0, 0, 0
+    for images, targets in _bar(loader, progress, "eval"):
+        output = model(images)
+        logp = torch.log(output.clamp_min(1e-12)) if probabilities else F.log_softmax(output, 1)
+        total_loss += F.nll_loss(logp, targets, reduction="sum").item()
+        best = output.topk(min(5, output.shape[1]), 1).indices
+        top1 += (best[:, 0] == targets).sum().item()
+        top5 += (best == targets[:, None]).any(1).sum().item()
+        seen += len(targets)
+    return total_loss / seen, top1 / seen, top5 / seen
+
+
+@torch.no_grad()
+def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False, progress: bool = False):
+    """Top-1 and top-5 of the average softmax over the paper's 10 crops of every image."""
+    model.eval()
+    top1 = top5 = 0
+    for index in _bar(range(len(pipeline.data)), progress, "10-crop"):
+        crops = torch.from_numpy(pipeline.ten_crops(index).transpose(0, 3, 1, 2).copy())
+        output = model(crops)
+        p = (output if probabilities else output.softmax(1)).mean(0)
+        best = p.topk(min(5, p.shape[0])).indices.tolist()
+        label = int(pipeline.data.labels[index])
+        top1 += best[0] == label
+        top5 += label in best
+    n = len(pipeline.data)
+    return top1 / n, top5 / n
+
+
+# --8<-- [start:train]
+def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_dir, config: runs.RunConfig,
+          *, resume: bool = False, workers: int = 0, progress: bool = True) -> list[dict]:
+    """Train ``model`` for ``config.epochs`` epochs; checkpoint and metrics in ``run_dir``."""
+    run_dir = Path(run_dir)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=recipe.momentum)  # decay: decoupled, in the loop
+    rows, start = [], 0
+    if resume:
+        rows, start = load_checkpoint(run_dir / runs.CHECKPOINTS["torch"], model, optimizer, config)
+    train_loader, val_loader = data_loader(train_data, workers=workers), data_loader(val_data, workers=workers)
+    for epoch in range(start, config.epochs):
+        began = time.perf_counter()
+        lr = learning_rate(recipe, epoch, [r["val_top1"] for r in rows], lr=config.lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        set_epoch(train_loader, epoch)
+        train_loss, train_top1 = train_one_epoch(model, optimizer, train_loader, weight_decay=recipe.weight_decay,
+                                                 progress=progress, desc=f"epoch {epoch + 1}/{config.epochs}")
+        val_loss, val_top1, val_top5 = evaluate(model, val_loader)
+        rows.append({"epoch": epoch + 1, "train_loss": train_loss, "train_top1": train_top1, "val_loss": val_loss,
+                     "val_top1": val_top1, "val_top5": val_top5, "lr": lr, "seconds": time.perf_counter() - began})
+        save_checkpoint(run_dir / runs.CHECKPOINTS["torch"], model, optimizer, epoch + 1, rows, config)
+        runs.write_metrics(run_dir, rows)
+    return rows
+# --8<-- [end:train]
+
+
+def save_checkpoint(path, model, optimizer, epoch: int, rows: list[dict], config: runs.RunConfig) -> Path:
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "rows": rows,
+             "rng": torch.get_rng_state(), "variant": config.variant, "num_classes": config.num_classes}
+    return atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
+
+
+def load_checkpoint(path, model, optimizer, config: runs.RunConfig) -> tuple[list[dict], int]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    runs.check_checkpoint(path.parent, config, state["variant"], state["num_classes"])
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"])
+    return list(state["rows"]), int(state["epoch"])
+
+
+def _bar(iterable, enabled: bool, desc: str):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
+
+
+__all__ = ["AugmentedDataset", "EpochSampler", "data_loader", "evaluate", "evaluate_ten_crop", "train",
+           "train_one_epoch"]

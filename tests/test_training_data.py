@@ -1,0 +1,148 @@
+"""Recipes, data readers and the framework-neutral augmenter (numpy only, no framework)."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from alexnet_spec import data as D
+from alexnet_spec.augment import Pipeline
+from alexnet_spec.recipes import CIFAR, PAPER, RECIPES, TORCHVISION, learning_rate
+
+
+def write_cifar(root, n=20, seed=0):
+    """A cifar-10-batches-py folder in the published format: pickled dicts with bytes keys."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for name in (*D.CIFAR10_TRAIN, D.CIFAR10_TEST):
+        batch = {b"batch_label": name.encode(), b"labels": [int(v) for v in rng.integers(0, 10, n)],
+                 b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                 b"filenames": [f"{i}.png".encode() for i in range(n)]}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=4))
+    return folder
+
+
+class Hostile:
+    """Unpickling this runs ``os.system``: it writes a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_cifar_reader_reads_the_format(tmp_path):
+    folder = write_cifar(tmp_path)
+    train, test = D.read_cifar10(tmp_path)
+    assert train.images.shape == (100, 32, 32, 3) and train.images.dtype == np.uint8
+    assert test.images.shape == (20, 32, 32, 3) and train.classes == D.CIFAR10_CLASSES
+    raw = pickle.loads((folder / "data_batch_1").read_bytes())
+    # channel-planar rows: the first 1024 bytes are the red plane of image 0
+    np.testing.assert_array_equal(train.images[0, :, :, 0].ravel(), raw[b"data"][0, :1024])
+    assert list(train.labels[:20]) == raw[b"labels"]
+
+
+def test_hostile_pickle_in_a_data_folder_never_runs(tmp_path):
+    folder = write_cifar(tmp_path)
+    marker = tmp_path / "pwned"
+    (folder / "data_batch_3").write_bytes(pickle.dumps({"data": Hostile(marker)}, protocol=4))
+    with pytest.raises(D.DataError, match="refused posix.system|refused os.system"):
+        D.read_cifar10(folder)
+    assert not marker.exists()
+    # the same bytes through the standard unpickler do run: the test's pickle is truly hostile
+    pickle.loads((folder / "data_batch_3").read_bytes())
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("payload", [b"not a pickle", pickle.dumps([1, 2, 3]), pickle.dumps({b"data": np.zeros((2, 5), np.uint8), b"labels": [0, 1]})])
+def test_cifar_reader_refuses_malformed_batches(tmp_path, payload):
+    folder = write_cifar(tmp_path)
+    (folder / "test_batch").write_bytes(payload)
+    with pytest.raises(D.DataError, match="test_batch"):
+        D.read_cifar10(folder)
+
+
+def test_cifar_reader_names_missing_batches(tmp_path):
+    folder = write_cifar(tmp_path)
+    (folder / "data_batch_5").unlink()
+    with pytest.raises(D.DataError, match="missing data_batch_5"):
+        D.read_cifar10(folder)
+
+
+def test_digits_are_real_and_split_without_overlap():
+    train, test = D.load_digits()
+    assert len(train) + len(test) == 1797 and len(test) == 359
+    assert train.images.shape[1:] == (32, 32, 3) and train.images.max() == 255
+    assert not train.flip_ok  # a mirrored 2 is no 2
+    both = np.concatenate([train.images, test.images]).reshape(1797, -1)
+    assert len(np.unique(both, axis=0)) > 1700  # distinct images, not one repeated
+    assert set(np.unique(test.labels)) == set(range(10))
+
+
+def test_image_folder_layout_errors(tmp_path):
+    from PIL import Image
+
+    with pytest.raises(D.DataError, match="train/ and val/"):
+        D.read_imagefolders(tmp_path)
+    for split in ("train", "val"):
+        (tmp_path / split / "cat").mkdir(parents=True)
+        Image.new("RGB", (40, 30), (10, 20, 30)).save(tmp_path / split / "cat" / "a.jpg")
+    (tmp_path / "train" / "dog").mkdir()
+    with pytest.raises(D.DataError, match="holds no images"):
+        D.read_imagefolders(tmp_path)
+    Image.new("RGB", (40, 30)).save(tmp_path / "train" / "dog" / "b.png")
+    with pytest.raises(D.DataError, match="only in train: \\['dog'\\]"):
+        D.read_imagefolders(tmp_path)
+    (tmp_path / "val" / "dog").mkdir()
+    (tmp_path / "val" / "dog" / "c.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    with pytest.raises(D.DataError, match="c.jpg"):
+        D.read_imagefolders(tmp_path)
+    Image.new("RGB", (40, 30)).save(tmp_path / "val" / "dog" / "c.jpg")
+    train, val = D.read_imagefolders(tmp_path)
+    assert train.classes == ("cat", "dog") and len(val) == 2
+    assert train.image(0).shape == (30, 40, 3)
+
+
+def test_recipes_cite_sources_and_schedules():
+    assert set(RECIPES) == {"paper", "torchvision", "cifar"}
+    for r in RECIPES.values():
+        assert r.source and r.deviations and r.accuracy
+    assert PAPER.augment.crop == 227 and PAPER.augment.lighting == 0.1 and PAPER.test_crops == "10crop"
+    assert (TORCHVISION.lr, TORCHVISION.weight_decay, TORCHVISION.step, TORCHVISION.epochs) == (0.01, 1e-4, 30, 90)
+    assert [learning_rate(TORCHVISION, e) for e in (0, 29, 30, 60)] == pytest.approx([1e-2, 1e-2, 1e-3, 1e-4])
+    # plateau: 5 epochs without a better val_top1 divide by 10
+    history = [0.1, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.3]
+    assert learning_rate(PAPER, 7, history) == pytest.approx(1e-3)
+    assert learning_rate(PAPER, 6, history) == pytest.approx(1e-2)
+
+
+def test_augmentation_is_a_function_of_seed_epoch_index():
+    train, _ = D.load_digits()
+    a = Pipeline(train, CIFAR.augment, train=True, seed=3, batch_size=16)
+    b = Pipeline(train, CIFAR.augment, train=True, seed=3, batch_size=16)
+    # computed in another order, by another object: the same samples
+    later = [b.transform(i, 1) for i in (7, 5, 3)]
+    np.testing.assert_array_equal(np.stack([a.transform(i, 1) for i in (3, 5, 7)]), np.stack(later[::-1]))
+    assert not np.array_equal(a.transform(3, 1), a.transform(3, 2))  # another epoch, another crop
+    assert not np.array_equal(a.order(0), a.order(1))
+    assert len(a) == len(train) - len(train) % 16 and a.num_batches == len(train) // 16
+    x, y = a.batch(0, 0)
+    assert x.shape == (16, 32, 32, 3) and x.dtype == np.float32 and y.dtype == np.int64
+    crops = Pipeline(train, PAPER.augment, train=False).ten_crops(0)
+    assert crops.shape == (10, 227, 227, 3)
+    np.testing.assert_array_equal(crops[5], crops[0][:, ::-1])
+
+
+def test_exchange_keeps_zero_dimensional_tensors(tmp_path):
+    """BatchNorm's num_batches_tracked is a 0-d tensor; a trained cifar model saved as .safetensors
+    must load back into torch (np.ascontiguousarray alone made it (1,))."""
+    from alexnet_spec import exchange
+
+    state = {"features.1.num_batches_tracked": np.array(7, dtype=np.int64), "w": np.ones((2, 3), np.float32)}
+    exchange.save(tmp_path / "m.safetensors", exchange.Exchange(state, "cifar", {"logits": True}))
+    back = exchange.load(tmp_path / "m.safetensors")
+    assert back.state["features.1.num_batches_tracked"].shape == ()
+    assert int(back.state["features.1.num_batches_tracked"]) == 7

@@ -77,10 +77,8 @@ def parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    holder = {}
-
     def body():
-        args = holder["args"] = parser().parse_args(argv)
+        args = parser().parse_args(argv)
         import_frameworks(torch=True, keras=True)
         if args.command == "port":
             return _port(args)

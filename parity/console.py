@@ -81,7 +81,7 @@ def filtered_stderr(drop: re.Pattern = NATIVE_LOG_LINE) -> Iterator[None]:
 
 
 def import_frameworks(*, torch: bool = False, keras: bool = False) -> None:
-    """Import what a command needs, torch first (see ``alexnet_torch._triton``), and TensorFlow's
+    """Import what a command needs, torch first (see ``parity._triton``), and TensorFlow's
     start-up banners filtered off the terminal."""
     if torch:
         import alexnet_torch  # noqa: F401

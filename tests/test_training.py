@@ -28,7 +28,7 @@ def run_cli(args, timeout=600):
 
 
 def test_torch_dataloader_with_workers_yields_the_keras_pydataset_batches():
-    import torch  # noqa: F401  (first: see alexnet_torch._triton)
+    import torch  # noqa: F401  (first: see parity._triton)
 
     from alexnet_torch.training import data_loader, set_epoch
 

@@ -7,10 +7,10 @@ torch 2.14.1 and tensorflow 2.21: ``import tensorflow; import triton`` crashes, 
 works). So we load triton first while TensorFlow is absent, and hide it where TensorFlow
 came first: triton only compiles GPU kernels, and torch falls back without it.
 
-This runs where both frameworks meet: on ``import parity`` and in the tests' conftest, not on
-``import alexnet_torch`` (a PyTorch-only user never has TensorFlow in the process). A program of
-its own that imports TensorFlow and then torchvision calls :func:`keep_triton_safe` first, or
-imports ``parity`` first.
+This runs where both frameworks meet: on ``import parity`` and in the tests' conftest.
+``import alexnet_torch`` does only the hiding half, and only when TensorFlow is already in the
+process, so a PyTorch-only user's process is never touched. A program of its own that imports
+TensorFlow and then torchvision calls :func:`keep_triton_safe` first, or imports ``parity`` first.
 """
 
 from __future__ import annotations

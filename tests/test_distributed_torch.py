@@ -239,3 +239,13 @@ def test_killed_replica_ends_the_job_and_resume_continues_on_one_process(tmp_pat
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert rows[:done] == before  # the finished epochs are kept, not rerun
     assert (out / "model.safetensors").is_file()
+
+
+def test_replica_check_refuses_bad_arguments_before_starting_anything():
+    for extra, expected in ((["--batch", "7"], "must split evenly over 2 replicas"),
+                            (["--engine", "mpi"], "unknown engine 'mpi'"),
+                            (["--train-step"], "--replicas checks freshly initialized networks")):
+        code, out, err, _ = run([sys.executable, "-m", "parity", "check", "--replicas", "2", "--variant", "cifar",
+                                 *extra], timeout=180)
+        lines = err.strip().splitlines()
+        assert code == 2 and lines[-1].startswith("alexnet-parity: error: ") and expected in lines[-1], err

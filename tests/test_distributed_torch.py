@@ -249,3 +249,35 @@ def test_replica_check_refuses_bad_arguments_before_starting_anything():
                                  *extra], timeout=180)
         lines = err.strip().splitlines()
         assert code == 2 and lines[-1].startswith("alexnet-parity: error: ") and expected in lines[-1], err
+
+
+@pytest.mark.slow
+def test_hung_replica_ends_the_job_after_the_timeout(tmp_path):
+    """A replica that stops answering without dying (SIGSTOP): the others' next collective fails
+    after --dist-timeout, and torchrun then stops the whole job."""
+    out = tmp_path / "run"
+    proc = start([*TORCHRUN, "--nproc_per_node", "2", *TRAIN, "--limit", "96", "--batch-size", "16", "--epochs", "2",
+                  "--dist-timeout", "10", "--out", str(out)])
+    workers = []
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "metrics.csv").is_file():
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "no epoch within 300 s"
+            time.sleep(0.1)
+        workers = children(proc.pid)
+        rank1 = [pid for pid in workers if environ(pid).get(b"RANK") == b"1"]
+        assert len(rank1) == 1, workers
+        stopped_at = time.monotonic()
+        os.kill(rank1[0], signal.SIGSTOP)
+        code, _, err, _ = finish(proc, timeout=180)
+        ended_in = time.monotonic() - stopped_at
+    finally:
+        if proc.poll() is None:
+            kill_group(proc)
+    assert code != 0, err
+    # 10 s timeout, then torchrun's own grace period (30 s) before it kills the stopped replica
+    assert ended_in < 120, f"the job took {ended_in:.0f} s to end after a replica hung"
+    time.sleep(1)
+    assert not [pid for pid in workers if alive(pid)], "a replica outlived the job"
+    assert not (out / "model.safetensors").exists()

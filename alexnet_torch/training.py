@@ -146,6 +146,8 @@ def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_d
     ``replicas`` (``alexnet_torch.distributed.setup()``, under torchrun): this process is one of
     several data-parallel replicas; the pipelines' batch size is the global batch."""
     run_dir = Path(run_dir)
+    if replicas is not None:
+        model.to(replicas.device)  # before the optimizer: a resumed momentum lands on the replica's device
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=config.lr, momentum=recipe.momentum)  # decay: decoupled, in the loop
     rows, start = [], 0

@@ -13,6 +13,7 @@ This module never imports tensorflow or keras.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -71,12 +72,16 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
 
 
 # --8<-- [start:train-one-epoch]
-def train_one_epoch(model, optimizer, loader, *, weight_decay: float, progress: bool = False, desc: str = ""):
-    """One pass over ``loader``: mean loss and top-1 accuracy of the training batches."""
+def train_one_epoch(model, optimizer, loader, *, weight_decay: float, progress: bool = False, desc: str = "",
+                    reduce=None):
+    """One pass over ``loader``: mean loss and top-1 accuracy of the training batches (``reduce``:
+    sums the loss, hits and count over replicas, ``Replicas.sum``)."""
     model.train()
     params = [p for group in optimizer.param_groups for p in group["params"]]
     total_loss, correct, seen = 0.0, 0, 0
+    device = next(model.parameters()).device  # a replica's GPU under nccl; else the CPU, a no-op
     for images, targets in _bar(loader, progress, desc):
+        images, targets = images.to(device), targets.to(device)
         output = model(images)
         loss = F.cross_entropy(output, targets)
         optimizer.zero_grad()
@@ -89,16 +94,21 @@ def train_one_epoch(model, optimizer, loader, *, weight_decay: float, progress: 
         total_loss += loss.item() * len(targets)
         correct += (output.argmax(1) == targets).sum().item()
         seen += len(targets)
+    if reduce is not None:
+        total_loss, correct, seen = reduce(total_loss, correct, seen)
     return total_loss / seen, correct / seen
 # --8<-- [end:train-one-epoch]
 
 
 @torch.no_grad()
-def evaluate(model, loader, *, probabilities: bool = False, progress: bool = False):
-    """Mean loss, top-1 and top-5 accuracy; ``probabilities``: the model ends in a softmax."""
+def evaluate(model, loader, *, probabilities: bool = False, progress: bool = False, reduce=None):
+    """Mean loss, top-1 and top-5 accuracy; ``probabilities``: the model ends in a softmax;
+    ``reduce``: sums over replicas, as in :func:`train_one_epoch`."""
     model.eval()
     total_loss, top1, top5, seen = 0.0, 0, 0, 0
+    device = next(model.parameters()).device
     for images, targets in _bar(loader, progress, "eval"):
+        images, targets = images.to(device), targets.to(device)
         output = model(images)
         logp = torch.log(output.clamp_min(1e-12)) if probabilities else F.log_softmax(output, 1)
         total_loss += F.nll_loss(logp, targets, reduction="sum").item()
@@ -106,6 +116,8 @@ def evaluate(model, loader, *, probabilities: bool = False, progress: bool = Fal
         top1 += (best[:, 0] == targets).sum().item()
         top5 += (best == targets[:, None]).any(1).sum().item()
         seen += len(targets)
+    if reduce is not None:
+        total_loss, top1, top5, seen = reduce(total_loss, top1, top5, seen)
     return total_loss / seen, top1 / seen, top5 / seen
 
 
@@ -128,28 +140,47 @@ def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False,
 
 # --8<-- [start:train]
 def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_dir, config: runs.RunConfig,
-          *, resume: bool = False, workers: int = 0, progress: bool = True) -> list[dict]:
-    """Train ``model`` for ``config.epochs`` epochs; checkpoint and metrics in ``run_dir``."""
+          *, resume: bool = False, workers: int = 0, progress: bool = True, replicas=None) -> list[dict]:
+    """Train ``model`` for ``config.epochs`` epochs; checkpoint and metrics in ``run_dir``.
+
+    ``replicas`` (``alexnet_torch.distributed.setup()``, under torchrun): this process is one of
+    several data-parallel replicas; the pipelines' batch size is the global batch."""
     run_dir = Path(run_dir)
+    if replicas is not None:
+        model.to(replicas.device)  # before the optimizer: a resumed momentum lands on the replica's device
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=config.lr, momentum=recipe.momentum)  # decay: decoupled, in the loop
     rows, start = [], 0
     if resume:
         rows, start = load_checkpoint(run_dir / runs.CHECKPOINTS["torch"], model, optimizer, config)
-    train_loader, val_loader = data_loader(train_data, workers=workers), data_loader(val_data, workers=workers)
-    for epoch in range(start, config.epochs):
-        began = time.perf_counter()
-        lr = learning_rate(recipe, epoch, [r["val_top1"] for r in rows], lr=config.lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        set_epoch(train_loader, epoch)
-        train_loss, train_top1 = train_one_epoch(model, optimizer, train_loader, weight_decay=recipe.weight_decay,
-                                                 progress=progress, desc=f"epoch {epoch + 1}/{config.epochs}")
-        val_loss, val_top1, val_top5 = evaluate(model, val_loader)
-        rows.append({"epoch": epoch + 1, "train_loss": train_loss, "train_top1": train_top1, "val_loss": val_loss,
-                     "val_top1": val_top1, "val_top5": val_top5, "lr": lr, "seconds": time.perf_counter() - began})
-        save_checkpoint(run_dir / runs.CHECKPOINTS["torch"], model, optimizer, epoch + 1, rows, config)
-        runs.write_metrics(run_dir, rows)
+    if replicas is None:
+        net, reduce, writes = model, None, True
+        train_loader, val_loader = data_loader(train_data, workers=workers), data_loader(val_data, workers=workers)
+    else:
+        net, reduce, writes = replicas.wrap(model), replicas.sum, replicas.main
+        train_loader, val_loader = replicas.loader(train_data, workers=workers), replicas.loader(val_data, workers=workers)
+    with contextlib.nullcontext() if replicas is None else replicas.guard(run_dir):
+        for epoch in range(start, config.epochs):
+            began = time.perf_counter()
+            lr = learning_rate(recipe, epoch, [r["val_top1"] for r in rows], lr=config.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            set_epoch(train_loader, epoch)
+            if replicas is not None:
+                replicas.seed(config.seed, epoch)
+            train_loss, train_top1 = train_one_epoch(net, optimizer, train_loader, weight_decay=recipe.weight_decay,
+                                                     progress=progress, desc=f"epoch {epoch + 1}/{config.epochs}",
+                                                     reduce=reduce)
+            if replicas is not None:
+                replicas.sync_buffers(model)
+            val_loss, val_top1, val_top5 = evaluate(model, val_loader, reduce=reduce)
+            rows.append({"epoch": epoch + 1, "train_loss": train_loss, "train_top1": train_top1, "val_loss": val_loss,
+                         "val_top1": val_top1, "val_top5": val_top5, "lr": lr, "seconds": time.perf_counter() - began})
+            if writes:  # rank 0 alone; the barrier keeps the others from reading a file being written
+                save_checkpoint(run_dir / runs.CHECKPOINTS["torch"], model, optimizer, epoch + 1, rows, config)
+                runs.write_metrics(run_dir, rows)
+            if replicas is not None:
+                replicas.barrier()
     return rows
 # --8<-- [end:train]
 

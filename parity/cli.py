@@ -45,6 +45,11 @@ def parser() -> ArgumentParser:
     check.add_argument("--train-steps", type=positive_int, metavar="N",
                        help="run parity: N SGD steps on the same batches in both frameworks and float64, each run on "
                             "its own (dropout off); per-step losses, final weights, the step where they drift apart")
+    check.add_argument("--replicas", type=positive_int, metavar="N",
+                       help="data parallelism: N replicas of each distributed engine (global batch --batch, "
+                            "--steps SGD steps, dropout off) reach one process's weights within the fp32 floor")
+    check.add_argument("--engine", default="all", help="with --replicas: one engine of parity.replicas.ENGINES "
+                       "(e.g. torchrun/gloo), or all (default)")
     check.add_argument("--option", action="append", metavar="KEY=VALUE", help="build option, e.g. lrn=paper")
     check.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
     check.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -96,6 +101,8 @@ def _check(args):
 
     options = _options(args.option)
     rtol = DEFAULT_RTOL if args.rtol is None else args.rtol
+    if args.replicas:
+        return _replicas(args)
     if (args.train_step or args.train_steps) and (args.torch or args.keras or args.size):
         raise UsageError("--train-step checks a seeded random model at the variant's own size: give --variant or --all")
     if args.torch or args.keras:
@@ -120,6 +127,22 @@ def _check(args):
     ok = all(r.ok for r in reports)
     payload = {"ok": ok, "reports": [r.to_dict() for r in reports]}
     return (EXIT_OK if ok else EXIT_DIFFER), payload, "\n\n".join(str(r) for r in reports)
+
+
+def _replicas(args):
+    import alexnet_torch
+    from parity.replicas import check_replicas
+
+    if args.torch or args.keras or args.size or args.option or args.train_step or args.train_steps:
+        raise UsageError("--replicas checks freshly initialized networks of --variant (or --all) on the digits; "
+                         "it takes --engine, --steps, --batch and --seed only")
+    if not (args.variant or args.all):
+        raise UsageError("--replicas needs --variant NAME or --all")
+    variants = alexnet_torch.VARIANTS if args.all else (args.variant,)
+    reports = [check_replicas(args.engine, v, args.replicas, args.steps, args.batch, args.seed) for v in variants]
+    ok = all(r.ok for r in reports)
+    return (EXIT_OK if ok else EXIT_DIFFER), {"ok": ok, "reports": [r.to_dict() for r in reports]}, \
+        "\n\n".join(str(r) for r in reports)
 
 
 def _train_step(variant: str, args, options: dict):

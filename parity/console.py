@@ -132,7 +132,8 @@ def describe(err: BaseException) -> str:
     """One message for the user: ours as written, the system's with the path and what to do."""
     from alexnet_spec.messages import first_line
 
-    if isinstance(err, (ValueError, TypeError, UsageError, FileNotFoundError, FileExistsError, IsADirectoryError)):
+    if isinstance(err, (ValueError, TypeError, UsageError, FileNotFoundError, FileExistsError, IsADirectoryError)) or \
+            getattr(err, "for_user", False):  # e.g. alexnet_torch.distributed.ReplicaLost
         return str(err).strip() or type(err).__name__
     if isinstance(err, MemoryError):
         return ("out of memory: the batch or the model does not fit in this machine's memory. Use a smaller "

@@ -2,6 +2,11 @@
 
     alexnet-train --framework torch --variant cifar --recipe cifar --data digits --epochs 10 --out runs/torch
     alexnet-train plot runs/torch runs/keras --out curves.png
+    torchrun --standalone --nproc_per_node 2 -m parity.training --framework torch --variant cifar ...
+
+Under torchrun (``WORLD_SIZE`` > 1) each process is a data-parallel replica
+(``alexnet_torch.distributed``): ``--batch-size`` stays the global batch, rank 0 alone prints and
+writes, and the run folder is the one a single process would write.
 
 The run folder holds ``run.json``, ``metrics.csv``, a checkpoint of the last epoch and, at the end,
 ``model.safetensors`` (readable by ``alexnet-parity port/check``). An existing run is never
@@ -12,12 +17,16 @@ resume with another run's settings) is one line on stderr, exit 2, and nothing w
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import sys
 from pathlib import Path
 
 from parity.console import EXIT_OK, ArgumentParser, UsageError, import_frameworks, positive_int, run, wants
 
 FRAMEWORKS = ("torch", "keras")
+DEFAULT_TIMEOUT_S = 300  # alexnet_torch.distributed.DEFAULT_TIMEOUT_S, without importing torch for --help
 
 
 def parser() -> ArgumentParser:
@@ -31,7 +40,9 @@ def parser() -> ArgumentParser:
     p.add_argument("--recipe", choices=tuple(RECIPES), help="default: the variant's own (cifar for cifar, ...)")
     p.add_argument("--data", required=True, metavar="SOURCE", help="digits, cifar10:DIR or imagefolder:DIR")
     p.add_argument("--epochs", type=positive_int, help="default: the recipe's")
-    p.add_argument("--batch-size", type=positive_int, help="default: the recipe's")
+    p.add_argument("--batch-size", type=positive_int,
+                   help="the GLOBAL batch (default: the recipe's); under torchrun split evenly over the replicas, "
+                        "so it must be a multiple of their number")
     p.add_argument("--lr", type=float, help="initial learning rate (default: the recipe's)")
     p.add_argument("--dropout", type=float, help="dropout rate of the hidden dense layers (default: the network's)")
     p.add_argument("--num-classes", type=positive_int, help="default: the data set's class count (must match it)")
@@ -39,6 +50,12 @@ def parser() -> ArgumentParser:
     p.add_argument("--limit", type=positive_int, metavar="N",
                    help="use only the first N images of each split (smoke runs and tests)")
     p.add_argument("--workers", type=int, default=0, help="torch: DataLoader worker processes")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="torch under torchrun, cifar: BatchNorm over the global batch (as one process), not each "
+                        "replica's share")
+    p.add_argument("--dist-timeout", type=positive_int, metavar="SECONDS", default=DEFAULT_TIMEOUT_S,
+                   help=f"torch under torchrun: a replica that does not answer for this long ends the job with an "
+                        f"error instead of a hang (default {DEFAULT_TIMEOUT_S})")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="the run's folder")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last epoch")
     p.add_argument("--force", action="store_true", help="replace the run in RUN_DIR")
@@ -64,11 +81,47 @@ def main(argv: list[str] | None = None) -> int:
     if args_list[:1] == ["plot"]:
         body = lambda: _plot(plot_parser().parse_args(args_list[1:]))  # noqa: E731
         return run("alexnet-train plot", body, as_json=wants(args_list, "--json"), debug=wants(args_list, "--debug"))
+    rank = _replica_rank()
+    if rank:  # another replica of a torchrun job: rank 0 prints the result, every rank its own error
+        with contextlib.redirect_stdout(io.StringIO()):
+            return run(f"alexnet-train (rank {rank})", lambda: _train(parser().parse_args(args_list)),
+                       as_json=False, debug=wants(args_list, "--debug"))
     return run("alexnet-train", lambda: _train(parser().parse_args(args_list)),
                as_json=wants(args_list, "--json"), debug=wants(args_list, "--debug"))
 
 
+def _replica_rank() -> int:
+    try:
+        return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+    except ValueError:
+        return 0  # alexnet_torch.distributed.setup reports the bad value
+
+
 def _train(args):
+    replicas = None
+    if args.framework == "torch" and _replica_count() > 1:
+        import_frameworks(torch=True)
+        from alexnet_torch import distributed
+
+        replicas = distributed.setup(args.dist_timeout)
+        try:
+            return _train_run(args, replicas)
+        finally:
+            distributed.shutdown()
+    if _replica_count() > 1:
+        raise UsageError("torchrun launches PyTorch replicas: use --framework torch (Keras distributes through "
+                         "its own strategies), or run one process without torchrun")
+    return _train_run(args, None)
+
+
+def _replica_count() -> int:
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise ValueError(f"WORLD_SIZE must be a number of processes; found {os.environ['WORLD_SIZE']!r}") from None
+
+
+def _train_run(args, replicas):
     from alexnet_spec import get_spec, runs
     from alexnet_spec.augment import Pipeline
     from alexnet_spec.data import parse_data, subset
@@ -97,19 +150,33 @@ def _train(args):
                             epochs=args.epochs or recipe.epochs, batch_size=batch, seed=args.seed,
                             num_classes=classes, options=runs.model_options(args.variant, recipe.init, args.dropout),
                             lr=recipe.lr if args.lr is None else args.lr)
+    if args.sync_bn and args.framework != "torch":
+        raise UsageError("--sync-bn is for PyTorch replicas under torchrun; Keras synchronizes BatchNorm in its strategies")
+    if args.sync_bn and args.variant != "cifar":
+        raise UsageError(f"--sync-bn synchronizes BatchNorm, and only the cifar network has it (not {args.variant})")
+    if replicas is not None:
+        replicas.per_replica(batch)
     stored = runs.prepare(args.out, config, resume=args.resume, force=args.force)
     train_pipe = Pipeline(train_data, recipe.augment, train=True, seed=args.seed, batch_size=batch)
     val_pipe = Pipeline(val_data, recipe.augment, train=False, seed=args.seed, batch_size=batch)
     import_frameworks(torch=args.framework == "torch", keras=args.framework == "keras")
     model = _build(args.framework, config)
-    if stored is None:
+    if replicas is not None:
+        replicas.barrier()  # every replica has checked the folder before rank 0 writes into it
+        if args.sync_bn:
+            from alexnet_torch.distributed import convert_sync_batchnorm
+
+            convert_sync_batchnorm(model)
+    if stored is None and (replicas is None or replicas.main):
         runs.start(args.out, config, force=args.force)
-    progress = not (args.no_progress or args.json)
+    progress = not (args.no_progress or args.json) and (replicas is None or replicas.main)
     if args.framework == "torch":
         from alexnet_torch import save_weights
         from alexnet_torch.training import train
         rows = train(model, recipe, train_pipe, val_pipe, args.out, config, resume=stored is not None,
-                     workers=args.workers, progress=progress)
+                     workers=args.workers, progress=progress, replicas=replicas)
+        if replicas is not None and not replicas.main:
+            return EXIT_OK, {"ok": True, "rank": replicas.rank}, ""
     else:
         from alexnet_keras import save_weights
         from alexnet_keras.training import train

@@ -12,6 +12,7 @@ resume with another run's settings) is one line on stderr, exit 2, and nothing w
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +40,16 @@ def parser() -> ArgumentParser:
     p.add_argument("--limit", type=positive_int, metavar="N",
                    help="use only the first N images of each split (smoke runs and tests)")
     p.add_argument("--workers", type=int, default=0, help="torch: DataLoader worker processes")
+    p.add_argument("--distribute", choices=("mirrored", "multi-worker", "data-parallel"),
+                   help="keras: data-parallel model.fit: mirrored (tf.distribute.MirroredStrategy, one machine), "
+                        "multi-worker (MultiWorkerMirroredStrategy, TF_CONFIG), data-parallel (JAX); --batch-size "
+                        "is the global batch (docs/scaling.md)")
+    p.add_argument("--devices", type=positive_int, metavar="N",
+                   help="with --distribute: replicas on this machine (mirrored: logical CPU devices when there are "
+                        "fewer GPUs; data-parallel: JAX host devices; multi-worker: N local worker processes)")
+    p.add_argument("--fault-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="multi-worker --devices: how long the other workers may take to stop after one dies before "
+                        "they are killed (default 60)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="the run's folder")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last epoch")
     p.add_argument("--force", action="store_true", help="replace the run in RUN_DIR")
@@ -64,16 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     if args_list[:1] == ["plot"]:
         body = lambda: _plot(plot_parser().parse_args(args_list[1:]))  # noqa: E731
         return run("alexnet-train plot", body, as_json=wants(args_list, "--json"), debug=wants(args_list, "--debug"))
-    return run("alexnet-train", lambda: _train(parser().parse_args(args_list)),
+    return run("alexnet-train", lambda: _train(parser().parse_args(args_list), args_list),
                as_json=wants(args_list, "--json"), debug=wants(args_list, "--debug"))
 
 
-def _train(args):
+def _train(args, argv: list[str]):
     from alexnet_spec import get_spec, runs
     from alexnet_spec.augment import Pipeline
     from alexnet_spec.data import parse_data, subset
     from alexnet_spec.recipes import RECIPES, get_recipe
 
+    _check_distribute(args)
     recipe = get_recipe(args.recipe or (args.variant if args.variant in RECIPES else "cifar"))
     spec = get_spec(args.variant)
     if recipe.augment.crop != spec.input_size:
@@ -97,12 +109,38 @@ def _train(args):
                             epochs=args.epochs or recipe.epochs, batch_size=batch, seed=args.seed,
                             num_classes=classes, options=runs.model_options(args.variant, recipe.init, args.dropout),
                             lr=recipe.lr if args.lr is None else args.lr)
-    stored = runs.prepare(args.out, config, resume=args.resume, force=args.force)
+    replicas = None
+    if args.devices and batch % args.devices:
+        raise UsageError(f"--batch-size {batch} is the global batch and must split evenly over {args.devices} "
+                         f"replicas; use a multiple of {args.devices}")
+    if args.distribute:
+        import_frameworks(keras=True)  # neither TensorFlow nor JAX fixes its devices at import
+        from alexnet_keras.distributed import check_backend, prepare
+
+        if args.distribute == "multi-worker" and args.devices and not os.environ.get("TF_CONFIG"):
+            check_backend(args.distribute)  # refuse before any worker starts
+            runs.prepare(args.out, config, resume=args.resume, force=args.force)
+            return _launch_workers(args, args_list_without_devices(argv))
+        prepare(args.distribute, args.devices)  # before Keras starts: device counts are fixed then
+    chief = _chief(args.distribute)
+    if chief:
+        stored = runs.prepare(args.out, config, resume=args.resume, force=args.force)
+    else:  # the chief checks and writes the folder; the others only read it to resume
+        stored = runs.read_config(args.out) if args.resume else None
     train_pipe = Pipeline(train_data, recipe.augment, train=True, seed=args.seed, batch_size=batch)
     val_pipe = Pipeline(val_data, recipe.augment, train=False, seed=args.seed, batch_size=batch)
     import_frameworks(torch=args.framework == "torch", keras=args.framework == "keras")
-    model = _build(args.framework, config)
-    if stored is None:
+    if args.distribute:
+        from alexnet_keras.distributed import check_batch, prepare_model, replicas as make_replicas
+
+        replicas = make_replicas(args.distribute, None if args.distribute == "multi-worker" else args.devices)
+        check_batch(batch, replicas)
+        with replicas.scope():
+            model = _build(args.framework, config)
+        prepare_model(model, replicas)
+    else:
+        model = _build(args.framework, config)
+    if stored is None and chief:
         runs.start(args.out, config, force=args.force)
     progress = not (args.no_progress or args.json)
     if args.framework == "torch":
@@ -114,12 +152,72 @@ def _train(args):
         from alexnet_keras import save_weights
         from alexnet_keras.training import train
         rows = train(model, recipe, train_pipe, val_pipe, args.out, config, resume=stored is not None,
-                     progress=progress)
+                     progress=progress, replicas=replicas)
+    if not chief:
+        return EXIT_OK, {"ok": True, "chief": False, "metrics": rows}, f"{replicas.describe()}: done"
     weights = save_weights(model, Path(args.out) / runs.FINAL_WEIGHTS, overwrite=True, sidecar=True)
+    return EXIT_OK, *_summary(args, config, rows, weights, replicas.describe() if replicas else None)
+
+
+def _summary(args, config, rows, weights, where):
     last = rows[-1] if rows else {}
     text = (f"{args.framework} {args.variant} on {args.data}: {len(rows)} epochs, val_top1 {last.get('val_top1', 0):.4f}, "
-            f"val_top5 {last.get('val_top5', 0):.4f}; weights {weights}")
-    return EXIT_OK, {"ok": True, "config": vars(config), "metrics": rows, "weights": str(weights)}, text
+            f"val_top5 {last.get('val_top5', 0):.4f}; weights {weights}" + (f" ({where})" if where else ""))
+    payload = {"ok": True, "config": vars(config), "metrics": rows, "weights": str(weights)}
+    if where:
+        payload["distribute"] = where
+    return payload, text
+
+
+def _check_distribute(args) -> None:
+    if args.distribute and args.framework != "keras":
+        raise UsageError(f"--distribute runs Keras's engines; for --framework {args.framework} see docs/scaling.md "
+                         "(torchrun)")
+    if args.devices and not args.distribute:
+        raise UsageError("--devices says over how many devices to --distribute; add --distribute "
+                         "mirrored, multi-worker or data-parallel")
+
+
+def _chief(kind) -> bool:
+    """Whether this process writes the run's files: all but the non-chief workers of a multi-worker job."""
+    if kind != "multi-worker" or not os.environ.get("TF_CONFIG"):
+        return True
+    from alexnet_keras.distributed import DistributeError, parse_tf_config
+
+    try:
+        return parse_tf_config(os.environ["TF_CONFIG"])["chief"]
+    except DistributeError as err:
+        raise UsageError(str(err)) from None
+
+
+def args_list_without_devices(argv: list[str]) -> list[str]:
+    """A worker's arguments: the launcher's, less ``--devices N`` (its cluster is TF_CONFIG's) and
+    ``--json`` (the launcher prints the one JSON object)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--devices":
+            skip = True
+        elif not arg.startswith("--devices=") and arg != "--json":
+            out.append(arg)
+    return out + (["--no-progress"] if "--json" in argv and "--no-progress" not in argv else [])
+
+
+def _launch_workers(args, worker_args):
+    """``--distribute multi-worker --devices N`` without TF_CONFIG: N workers here, watched."""
+    from alexnet_keras.distributed import WorkerFailed, launch_local_workers
+    from alexnet_spec import runs
+
+    try:
+        launch_local_workers([sys.executable, "-m", "parity.training", *worker_args], args.devices,
+                             fault_timeout_s=args.fault_timeout, output=sys.stderr if args.json else None)
+    except WorkerFailed as err:
+        raise RuntimeError(f"multi-worker training stopped: {err}") from None
+    config = runs.read_config(args.out)
+    rows = runs.read_metrics(args.out)
+    where = f"tf MultiWorkerMirroredStrategy: {args.devices} local workers"
+    return EXIT_OK, *_summary(args, config, rows, Path(args.out) / runs.FINAL_WEIGHTS, where)
 
 
 def _build(framework: str, config):

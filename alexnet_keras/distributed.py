@@ -342,5 +342,21 @@ def launch_local_workers(command: list[str], workers: int, *, fault_timeout_s: f
             p.wait()
 
 
-__all__ = ["ENGINE_NAMES", "KINDS", "DistributeError", "Replicas", "WorkerFailed", "check_batch", "free_ports",
-           "check_backend", "launch_local_workers", "parse_tf_config", "prepare", "prepare_model", "replicas", "requested_backend", "synchronize_batchnorm", "tf_config"]
+__all__ = [
+    "ENGINE_NAMES",
+    "KINDS",
+    "DistributeError",
+    "Replicas",
+    "WorkerFailed",
+    "check_backend",
+    "check_batch",
+    "free_ports",
+    "launch_local_workers",
+    "parse_tf_config",
+    "prepare",
+    "prepare_model",
+    "replicas",
+    "requested_backend",
+    "synchronize_batchnorm",
+    "tf_config",
+]

@@ -266,7 +266,7 @@ def _fit(job, data, replicas, sync) -> dict:
         model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = data["x"].astype(keras.config.floatx())
-    model.fit(_Batches(x, data["y"]), epochs=1, shuffle=False, verbose=0)
+    model.fit(_batches(x, data["y"]), epochs=1, shuffle=False, verbose=0)
     return {v.path: np.asarray(v) for v in floats}
 
 
@@ -287,7 +287,7 @@ def _batches_class():
     return Batches
 
 
-def _Batches(x, y):  # noqa: N802  (a class made on first use: keras is imported only in children)
+def _batches(x, y):  # the class is made on first use: only the children import keras
     return _batches_class()(x, y)
 
 

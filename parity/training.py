@@ -2,6 +2,7 @@
 
     alexnet-train --framework torch --variant cifar --recipe cifar --data digits --epochs 10 --out runs/torch
     alexnet-train plot runs/torch runs/keras --out curves.png
+    alexnet-train --framework keras --distribute mirrored --devices 2 ...   (docs/scaling.md)
 
 The run folder holds ``run.json``, ``metrics.csv``, a checkpoint of the last epoch and, at the end,
 ``model.safetensors`` (readable by ``alexnet-parity port/check``). An existing run is never
@@ -120,7 +121,7 @@ def _train(args, argv: list[str]):
         if args.distribute == "multi-worker" and args.devices and not os.environ.get("TF_CONFIG"):
             check_backend(args.distribute)  # refuse before any worker starts
             runs.prepare(args.out, config, resume=args.resume, force=args.force)
-            return _launch_workers(args, args_list_without_devices(argv))
+            return _launch_workers(args, _worker_args(argv))
         prepare(args.distribute, args.devices)  # before Keras starts: device counts are fixed then
     chief = _chief(args.distribute)
     if chief:
@@ -131,7 +132,8 @@ def _train(args, argv: list[str]):
     val_pipe = Pipeline(val_data, recipe.augment, train=False, seed=args.seed, batch_size=batch)
     import_frameworks(torch=args.framework == "torch", keras=args.framework == "keras")
     if args.distribute:
-        from alexnet_keras.distributed import check_batch, prepare_model, replicas as make_replicas
+        from alexnet_keras.distributed import check_batch, prepare_model
+        from alexnet_keras.distributed import replicas as make_replicas
 
         replicas = make_replicas(args.distribute, None if args.distribute == "multi-worker" else args.devices)
         check_batch(batch, replicas)
@@ -190,7 +192,7 @@ def _chief(kind) -> bool:
         raise UsageError(str(err)) from None
 
 
-def args_list_without_devices(argv: list[str]) -> list[str]:
+def _worker_args(argv: list[str]) -> list[str]:
     """A worker's arguments: the launcher's, less ``--devices N`` (its cluster is TF_CONFIG's) and
     ``--json`` (the launcher prints the one JSON object)."""
     out, skip = [], False

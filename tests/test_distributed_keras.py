@@ -183,7 +183,7 @@ def test_a_killed_worker_stops_the_job_and_resume_continues(tmp_path):
     done = runs.read_metrics(run_dir)
     assert 1 <= len(done) < 3, done  # killed mid-run: epoch 3 never finished
 
-    code, out, err = _run(args + ["--resume", "--json"], timeout=900)
+    code, _, err = _run(args + ["--resume", "--json"], timeout=900)
     assert code == 0, err[-4000:]
     rows = runs.read_metrics(run_dir)
     assert [r["epoch"] for r in rows] == [1, 2, 3]

@@ -90,9 +90,10 @@ def _state(pid):
 
 
 @pytest.mark.slow
-def test_mirrored_cli_run_writes_the_single_process_run_folder(tmp_path):
-    code, out, err = _run(_train(tmp_path / "run", "--epochs", "1", "--distribute", "mirrored", "--devices", "2",
-                                 "--json"), timeout=900)
+@pytest.mark.parametrize("kind, backend", [("mirrored", "tensorflow"), ("data-parallel", "jax")])
+def test_distributed_cli_run_writes_the_single_process_run_folder(tmp_path, kind, backend):
+    code, out, err = _run(_train(tmp_path / "run", "--epochs", "1", "--distribute", kind, "--devices", "2",
+                                 "--json"), timeout=900, KERAS_BACKEND=backend)
     assert code == 0, err[-4000:]
     payload = json.loads(out)
     assert "2 replicas" in payload["distribute"], payload

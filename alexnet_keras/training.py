@@ -14,6 +14,7 @@ Dropout's seed state included, every optimizer variable, the epoch and the metri
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -53,11 +54,12 @@ class EpochSetter(keras.callbacks.Callback):
 
 
 class RunLogger(keras.callbacks.Callback):
-    """One metrics row, a checkpoint and ``metrics.csv`` at the end of every epoch."""
+    """One metrics row, a checkpoint and ``metrics.csv`` at the end of every epoch (``write``: the
+    chief of a multi-worker job writes them; the other workers keep the rows only)."""
 
-    def __init__(self, run_dir, config: runs.RunConfig, rows: list[dict]) -> None:
+    def __init__(self, run_dir, config: runs.RunConfig, rows: list[dict], *, write: bool = True) -> None:
         super().__init__()
-        self.run_dir, self.config, self.rows = Path(run_dir), config, rows
+        self.run_dir, self.config, self.rows, self.write = Path(run_dir), config, rows, write
 
     def on_epoch_begin(self, epoch, logs=None):
         self.began = time.perf_counter()
@@ -70,6 +72,8 @@ class RunLogger(keras.callbacks.Callback):
             "val_top5": float(logs["val_top5"]), "lr": float(np.asarray(self.model.optimizer.learning_rate)),
             "seconds": time.perf_counter() - self.began,
         })
+        if not self.write:
+            return
         save_checkpoint(self.run_dir / runs.CHECKPOINTS["keras"], self.model, epoch + 1, self.rows, self.config)
         runs.write_metrics(self.run_dir, self.rows)
 
@@ -89,18 +93,23 @@ def compile_for_training(model, recipe: Recipe, lr: float | None = None):
 
 # --8<-- [start:train]
 def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_dir, config: runs.RunConfig,
-          *, resume: bool = False, progress: bool = True) -> list[dict]:
-    """Train ``model`` for ``config.epochs`` epochs; checkpoint and metrics in ``run_dir``."""
-    compile_for_training(model, recipe, config.lr)
-    rows, start = [], 0
-    if resume:
-        rows, start = load_checkpoint(Path(run_dir) / runs.CHECKPOINTS["keras"], model, config)
+          *, resume: bool = False, progress: bool = True, replicas=None) -> list[dict]:
+    """Train ``model`` for ``config.epochs`` epochs; checkpoint and metrics in ``run_dir``.
+
+    ``replicas`` (``alexnet_keras.distributed.replicas``): the model was built in its scope; the
+    optimizer is made there too, and only its chief writes files."""
+    with replicas.scope() if replicas else contextlib.nullcontext():
+        compile_for_training(model, recipe, config.lr)
+        rows, start = [], 0
+        if resume:
+            rows, start = load_checkpoint(Path(run_dir) / runs.CHECKPOINTS["keras"], model, config)
     train_seq, val_seq = BatchSequence(train_data), BatchSequence(val_data)
     schedule = keras.callbacks.LearningRateScheduler(
         lambda epoch, lr: learning_rate(recipe, epoch, [r["val_top1"] for r in rows], lr=config.lr))
     model.fit(train_seq, validation_data=val_seq, initial_epoch=start, epochs=config.epochs,
               shuffle=False,  # the sequence's own order; fit would shuffle a PyDataset's batches
-              callbacks=[EpochSetter(train_seq), schedule, RunLogger(run_dir, config, rows)],
+              callbacks=[EpochSetter(train_seq), schedule,
+                         RunLogger(run_dir, config, rows, write=replicas is None or replicas.chief)],
               verbose=1 if progress else 0)
     return rows
 # --8<-- [end:train]

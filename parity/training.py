@@ -3,10 +3,12 @@
     alexnet-train --framework torch --variant cifar --recipe cifar --data digits --epochs 10 --out runs/torch
     alexnet-train plot runs/torch runs/keras --out curves.png
     torchrun --standalone --nproc_per_node 2 -m parity.training --framework torch --variant cifar ...
+    alexnet-train --framework keras --distribute mirrored --devices 2 ...   (docs/scaling.md)
 
 Under torchrun (``WORLD_SIZE`` > 1) each process is a data-parallel replica
 (``alexnet_torch.distributed``): ``--batch-size`` stays the global batch, rank 0 alone prints and
-writes, and the run folder is the one a single process would write.
+writes, and the run folder is the one a single process would write. Keras distributes through its
+own engines (``--distribute``, ``alexnet_keras.distributed``) with ``model.fit`` as the loop.
 
 The run folder holds ``run.json``, ``metrics.csv``, a checkpoint of the last epoch and, at the end,
 ``model.safetensors`` (readable by ``alexnet-parity port/check``). An existing run is never
@@ -23,7 +25,15 @@ import os
 import sys
 from pathlib import Path
 
-from parity.console import EXIT_OK, ArgumentParser, UsageError, import_frameworks, positive_int, run, wants
+from parity.console import (
+    EXIT_OK,
+    ArgumentParser,
+    UsageError,
+    import_frameworks,
+    positive_int,
+    run,
+    wants,
+)
 
 FRAMEWORKS = ("torch", "keras")
 DEFAULT_TIMEOUT_S = 300  # alexnet_torch.distributed.DEFAULT_TIMEOUT_S, without importing torch for --help
@@ -56,6 +66,16 @@ def parser() -> ArgumentParser:
     p.add_argument("--dist-timeout", type=positive_int, metavar="SECONDS", default=DEFAULT_TIMEOUT_S,
                    help=f"torch under torchrun: a replica that does not answer for this long ends the job with an "
                         f"error instead of a hang (default {DEFAULT_TIMEOUT_S})")
+    p.add_argument("--distribute", choices=("mirrored", "multi-worker", "data-parallel"),
+                   help="keras: data-parallel model.fit: mirrored (tf.distribute.MirroredStrategy, one machine), "
+                        "multi-worker (MultiWorkerMirroredStrategy, TF_CONFIG), data-parallel (JAX); --batch-size "
+                        "is the global batch (docs/scaling.md)")
+    p.add_argument("--devices", type=positive_int, metavar="N",
+                   help="with --distribute: replicas on this machine (mirrored: logical CPU devices when there are "
+                        "fewer GPUs; data-parallel: JAX host devices; multi-worker: N local worker processes)")
+    p.add_argument("--fault-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="multi-worker --devices: how long the other workers may take to stop after one dies before "
+                        "they are killed (default 60)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="the run's folder")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last epoch")
     p.add_argument("--force", action="store_true", help="replace the run in RUN_DIR")
@@ -79,14 +99,14 @@ def plot_parser() -> ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else list(argv)
     if args_list[:1] == ["plot"]:
-        body = lambda: _plot(plot_parser().parse_args(args_list[1:]))  # noqa: E731
+        body = lambda: _plot(plot_parser().parse_args(args_list[1:]))
         return run("alexnet-train plot", body, as_json=wants(args_list, "--json"), debug=wants(args_list, "--debug"))
     rank = _replica_rank()
     if rank:  # another replica of a torchrun job: rank 0 prints the result, every rank its own error
         with contextlib.redirect_stdout(io.StringIO()):
-            return run(f"alexnet-train (rank {rank})", lambda: _train(parser().parse_args(args_list)),
+            return run(f"alexnet-train (rank {rank})", lambda: _train(parser().parse_args(args_list), args_list),
                        as_json=False, debug=wants(args_list, "--debug"))
-    return run("alexnet-train", lambda: _train(parser().parse_args(args_list)),
+    return run("alexnet-train", lambda: _train(parser().parse_args(args_list), args_list),
                as_json=wants(args_list, "--json"), debug=wants(args_list, "--debug"))
 
 
@@ -97,21 +117,21 @@ def _replica_rank() -> int:
         return 0  # alexnet_torch.distributed.setup reports the bad value
 
 
-def _train(args):
-    replicas = None
+def _train(args, argv: list[str]):
+    _check_distribute(args)
     if args.framework == "torch" and _replica_count() > 1:
         import_frameworks(torch=True)
         from alexnet_torch import distributed
 
         replicas = distributed.setup(args.dist_timeout)
         try:
-            return _train_run(args, replicas)
+            return _train_run(args, replicas, argv)
         finally:
             distributed.shutdown()
     if _replica_count() > 1:
         raise UsageError("torchrun launches PyTorch replicas: use --framework torch (Keras distributes through "
                          "its own strategies), or run one process without torchrun")
-    return _train_run(args, None)
+    return _train_run(args, None, argv)
 
 
 def _replica_count() -> int:
@@ -121,7 +141,8 @@ def _replica_count() -> int:
         raise ValueError(f"WORLD_SIZE must be a number of processes; found {os.environ['WORLD_SIZE']!r}") from None
 
 
-def _train_run(args, replicas):
+def _train_run(args, replicas, argv: list[str]):
+    """One process's training; ``replicas`` is this process's place in a torchrun job, or None."""
     from alexnet_spec import get_spec, runs
     from alexnet_spec.augment import Pipeline
     from alexnet_spec.data import parse_data, subset
@@ -156,18 +177,46 @@ def _train_run(args, replicas):
         raise UsageError(f"--sync-bn synchronizes BatchNorm, and only the cifar network has it (not {args.variant})")
     if replicas is not None:
         replicas.per_replica(batch)
-    stored = runs.prepare(args.out, config, resume=args.resume, force=args.force)
+    if args.devices and batch % args.devices:
+        raise UsageError(f"--batch-size {batch} is the global batch and must split evenly over {args.devices} "
+                         f"replicas; use a multiple of {args.devices}")
+    if args.distribute:
+        import_frameworks(keras=True)  # neither TensorFlow nor JAX fixes its devices at import
+        from alexnet_keras.distributed import check_backend, prepare
+
+        if args.distribute == "multi-worker" and args.devices and not os.environ.get("TF_CONFIG"):
+            check_backend(args.distribute)  # refuse before any worker starts
+            runs.prepare(args.out, config, resume=args.resume, force=args.force)
+            return _launch_workers(args, _worker_args(argv))
+        prepare(args.distribute, args.devices)  # before Keras starts: device counts are fixed then
+    # the chief checks and writes the folder; a multi-worker job's other workers only read it to resume
+    chief = _chief(args.distribute)
+    if chief:
+        stored = runs.prepare(args.out, config, resume=args.resume, force=args.force)
+    else:
+        stored = runs.read_config(args.out) if args.resume else None
     train_pipe = Pipeline(train_data, recipe.augment, train=True, seed=args.seed, batch_size=batch)
     val_pipe = Pipeline(val_data, recipe.augment, train=False, seed=args.seed, batch_size=batch)
     import_frameworks(torch=args.framework == "torch", keras=args.framework == "keras")
-    model = _build(args.framework, config)
+    strategy = None  # Keras's engine, with --distribute
+    if args.distribute:
+        from alexnet_keras.distributed import check_batch, prepare_model
+        from alexnet_keras.distributed import replicas as make_replicas
+
+        strategy = make_replicas(args.distribute, None if args.distribute == "multi-worker" else args.devices)
+        check_batch(batch, strategy)
+        with strategy.scope():
+            model = _build(args.framework, config)
+        prepare_model(model, strategy)
+    else:
+        model = _build(args.framework, config)
     if replicas is not None:
         replicas.barrier()  # every replica has checked the folder before rank 0 writes into it
         if args.sync_bn:
             from alexnet_torch.distributed import convert_sync_batchnorm
 
             convert_sync_batchnorm(model)
-    if stored is None and (replicas is None or replicas.main):
+    if stored is None and chief and (replicas is None or replicas.main):
         runs.start(args.out, config, force=args.force)
     progress = not (args.no_progress or args.json) and (replicas is None or replicas.main)
     if args.framework == "torch":
@@ -181,12 +230,74 @@ def _train_run(args, replicas):
         from alexnet_keras import save_weights
         from alexnet_keras.training import train
         rows = train(model, recipe, train_pipe, val_pipe, args.out, config, resume=stored is not None,
-                     progress=progress)
+                     progress=progress, replicas=strategy)
+        if not chief:
+            return EXIT_OK, {"ok": True, "chief": False, "metrics": rows}, f"{strategy.describe()}: done"
     weights = save_weights(model, Path(args.out) / runs.FINAL_WEIGHTS, overwrite=True, sidecar=True)
+    where = strategy.describe() if strategy else (f"torchrun: {replicas.world_size} replicas, {replicas.backend}"
+                                                  if replicas else None)
+    return EXIT_OK, *_summary(args, config, rows, weights, where)
+
+
+def _summary(args, config, rows, weights, where):
     last = rows[-1] if rows else {}
     text = (f"{args.framework} {args.variant} on {args.data}: {len(rows)} epochs, val_top1 {last.get('val_top1', 0):.4f}, "
-            f"val_top5 {last.get('val_top5', 0):.4f}; weights {weights}")
-    return EXIT_OK, {"ok": True, "config": vars(config), "metrics": rows, "weights": str(weights)}, text
+            f"val_top5 {last.get('val_top5', 0):.4f}; weights {weights}" + (f" ({where})" if where else ""))
+    payload = {"ok": True, "config": vars(config), "metrics": rows, "weights": str(weights)}
+    if where:
+        payload["distribute"] = where
+    return payload, text
+
+
+def _check_distribute(args) -> None:
+    if args.distribute and args.framework != "keras":
+        raise UsageError(f"--distribute runs Keras's engines; for --framework {args.framework} see docs/scaling.md "
+                         "(torchrun)")
+    if args.devices and not args.distribute:
+        raise UsageError("--devices says over how many devices to --distribute; add --distribute "
+                         "mirrored, multi-worker or data-parallel")
+
+
+def _chief(kind) -> bool:
+    """Whether this process writes the run's files: all but the non-chief workers of a multi-worker job."""
+    if kind != "multi-worker" or not os.environ.get("TF_CONFIG"):
+        return True
+    from alexnet_keras.distributed import DistributeError, parse_tf_config
+
+    try:
+        return parse_tf_config(os.environ["TF_CONFIG"])["chief"]
+    except DistributeError as err:
+        raise UsageError(str(err)) from None
+
+
+def _worker_args(argv: list[str]) -> list[str]:
+    """A worker's arguments: the launcher's, less ``--devices N`` (its cluster is TF_CONFIG's) and
+    ``--json`` (the launcher prints the one JSON object)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--devices":
+            skip = True
+        elif not arg.startswith("--devices=") and arg != "--json":
+            out.append(arg)
+    return out + (["--no-progress"] if "--json" in argv and "--no-progress" not in argv else [])
+
+
+def _launch_workers(args, worker_args):
+    """``--distribute multi-worker --devices N`` without TF_CONFIG: N workers here, watched."""
+    from alexnet_keras.distributed import WorkerFailed, launch_local_workers
+    from alexnet_spec import runs
+
+    try:
+        launch_local_workers([sys.executable, "-m", "parity.training", *worker_args], args.devices,
+                             fault_timeout_s=args.fault_timeout, output=sys.stderr if args.json else None)
+    except WorkerFailed as err:
+        raise RuntimeError(f"multi-worker training stopped: {err}") from None
+    config = runs.read_config(args.out)
+    rows = runs.read_metrics(args.out)
+    where = f"tf MultiWorkerMirroredStrategy: {args.devices} local workers"
+    return EXIT_OK, *_summary(args, config, rows, Path(args.out) / runs.FINAL_WEIGHTS, where)
 
 
 def _build(framework: str, config):

@@ -48,8 +48,8 @@ def parser() -> ArgumentParser:
     check.add_argument("--replicas", type=positive_int, metavar="N",
                        help="data parallelism: N replicas of each distributed engine (global batch --batch, "
                             "--steps SGD steps, dropout off) reach one process's weights within the fp32 floor")
-    check.add_argument("--engine", default="all", help="with --replicas: one engine of parity.replicas.ENGINES "
-                       "(e.g. torchrun/gloo), or all (default)")
+    check.add_argument("--engine", default="all", help="with --replicas: one engine (torchrun/gloo, 'tf MirroredStrategy', "
+                       "'tf MultiWorkerMirroredStrategy', 'jax DataParallel'), or all (default)")
     check.add_argument("--option", action="append", metavar="KEY=VALUE", help="build option, e.g. lrn=paper")
     check.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
     check.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -131,15 +131,33 @@ def _check(args):
 
 def _replicas(args):
     import alexnet_torch
-    from parity.replicas import check_replicas
+    from parity.replicas import DEFAULT_BATCH, ENGINES, check_replicas
+    from parity.replicas_keras import check_keras_replicas, keras_engines
 
     if args.torch or args.keras or args.size or args.option or args.train_step or args.train_steps:
         raise UsageError("--replicas checks freshly initialized networks of --variant (or --all) on the digits; "
                          "it takes --engine, --steps, --batch and --seed only")
     if not (args.variant or args.all):
         raise UsageError("--replicas needs --variant NAME or --all")
+    keras_names = list(keras_engines())
+    known = [*ENGINES, *keras_names]
+    if args.engine != "all" and args.engine not in known:
+        raise UsageError(f"unknown engine {args.engine!r}; expected one of {', '.join(known)} or all")
+    names = known if args.engine == "all" else [args.engine]
     variants = alexnet_torch.VARIANTS if args.all else (args.variant,)
-    reports = [check_replicas(args.engine, v, args.replicas, args.steps, args.batch, args.seed) for v in variants]
+    reports = []
+    for variant in variants:
+        torch_names = [n for n in names if n in ENGINES]
+        if torch_names:
+            reports.append(check_replicas("all" if len(torch_names) > 1 else torch_names[0], variant, args.replicas,
+                                          args.steps, args.batch, args.seed))
+        wanted = [n for n in names if n in keras_names]
+        if wanted:
+            batch = args.batch or DEFAULT_BATCH.get(variant, 4) * args.replicas // 2
+            if batch % args.replicas:
+                raise UsageError(f"the global batch {batch} must split evenly over {args.replicas} replicas; use a "
+                                 f"multiple of {args.replicas}")
+            reports.append(check_keras_replicas(wanted, variant, args.replicas, args.steps, batch, args.seed))
     ok = all(r.ok for r in reports)
     return (EXIT_OK if ok else EXIT_DIFFER), {"ok": ok, "reports": [r.to_dict() for r in reports]}, \
         "\n\n".join(str(r) for r in reports)

@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,52 @@ def keras_engines() -> dict:
     """Engine name -> function ``(variant, replicas, steps, batch, seed) -> dict``."""
     return {"tf MirroredStrategy": tf_mirrored, "tf MultiWorkerMirroredStrategy": tf_multi_worker,
             "jax DataParallel": jax_data_parallel}
+
+
+@dataclass
+class KerasReplicasReport:
+    """The Keras engines' rows for one variant: each against its own one-process and float64 runs."""
+
+    variant: str
+    rows: dict[str, dict] = field(default_factory=dict)  # engine name -> the engine function's dict
+
+    @property
+    def ok(self) -> bool:
+        return all(r["ok"] for r in self.rows.values())
+
+    def to_dict(self) -> dict:
+        return {"variant": self.variant, "ok": self.ok, "floor_factor": FLOOR_FACTOR, "rows": self.rows}
+
+    def __str__(self) -> str:
+        head = ["engine", "replicas x batch", "vs one process", "fp32 floor", "floors", "vs float64",
+                "without sync", "seconds", ""]
+        body = [[name, f"{r['replicas']} x {r['replica_batch']}", f"{r['difference']:.2e}", f"{r['fp32_floor']:.2e}",
+                 f"{r['ratio']:.2f}", f"{r['replicas_vs_float64']:.2e}",
+                 f"{r['difference_without_sync']:.2e}" if "difference_without_sync" in r else "-",
+                 f"{r['seconds']:.1f}", "ok" if r["ok"] else "FAIL"] for name, r in self.rows.items()]
+        widths = [max(len(c) for c in col) for col in zip(head, *body)]
+        fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+        first = next(iter(self.rows.values()))
+        lines = [f"{self.variant}: Keras replicas vs one process, {first['steps']} SGD steps of model.fit at global "
+                 f"batch {first['batch']} (seed {first['seed']}, dropout off); the final weights, relative to each "
+                 "variable's float64 change", fmt(head), fmt(["-" * w for w in widths]), *map(fmt, body)]
+        bad = [n for n, r in self.rows.items() if not r["ok"]]
+        if bad:
+            lines.append(f"FAIL: {', '.join(bad)} beyond {FLOOR_FACTOR:g}x the fp32 floor: the replicas do not "
+                         "compute what one process does")
+        else:
+            lines.append(f"PASS: {self.variant}: every Keras engine's replicas end within {FLOOR_FACTOR:g}x the fp32 "
+                         "floor of one process")
+        return "\n".join(lines)
+
+
+def check_keras_replicas(engines, variant: str, replicas: int, steps: int, batch: int, seed: int) -> KerasReplicasReport:
+    """Run each named engine of :func:`keras_engines` and collect its row."""
+    table = keras_engines()
+    report = KerasReplicasReport(variant)
+    for name in engines:
+        report.rows[name] = table[name](variant, replicas, steps, batch, seed)
+    return report
 
 
 def _engine(kind, variant, replicas, steps, batch, seed, timeout_s) -> dict:
@@ -291,7 +338,7 @@ def _batches(x, y):  # the class is made on first use: only the children import 
     return _batches_class()(x, y)
 
 
-__all__ = ["FLOOR_FACTOR", "EngineFailed", "jax_data_parallel", "keras_engines", "tf_mirrored", "tf_multi_worker"]
+__all__ = ["FLOOR_FACTOR", "EngineFailed", "KerasReplicasReport", "check_keras_replicas", "jax_data_parallel", "keras_engines", "tf_mirrored", "tf_multi_worker"]
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from alexnet_spec import runs
-from parity.replicas_keras import FLOOR_FACTOR, jax_data_parallel, tf_mirrored, tf_multi_worker
+from parity.replicas_keras import FLOOR_FACTOR, tf_mirrored, tf_multi_worker
 from tests.reference import ROOT, subprocess_env
 
 SMALL = ["--variant", "cifar", "--data", "digits", "--limit", "64", "--batch-size", "16", "--no-progress"]
@@ -54,8 +54,14 @@ def test_multi_worker_strategy_with_two_local_workers_equals_one_process():
 
 @pytest.mark.slow
 def test_jax_data_parallel_on_two_host_devices_equals_one_process():
-    """No synchronization is set on JAX: that the sharded batch's statistics are global is measured."""
-    _check(jax_data_parallel("cifar", 2, 2, 8, 0))
+    """No synchronization is set on JAX: that the sharded batch's statistics are global is measured.
+    Run as users run it, through ``alexnet-parity check --replicas``."""
+    code, out, err = _run([sys.executable, "-m", "parity", "check", "--replicas", "2", "--variant", "cifar",
+                           "--engine", "jax DataParallel", "--steps", "2", "--batch", "8", "--json"], timeout=900)
+    assert code == 0, err[-4000:]
+    (report,) = json.loads(out)["reports"]
+    assert list(report["rows"]) == ["jax DataParallel"] and report["ok"]
+    _check(report["rows"]["jax DataParallel"])
 
 
 # --- the CLI --------------------------------------------------------------------------------------

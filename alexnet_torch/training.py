@@ -18,11 +18,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from alexnet_spec import runs
 from alexnet_spec.augment import Pipeline
 from alexnet_spec.files import atomic_write
+from alexnet_spec.precise_bn import batch_moments, combine_moments, precise_bn_batches
 from alexnet_spec.recipes import Recipe, learning_rate
 
 
@@ -93,6 +95,39 @@ def train_one_epoch(model, optimizer, loader, *, weight_decay: float, progress: 
 # --8<-- [end:train-one-epoch]
 
 
+# --8<-- [start:precise-bn]
+@torch.no_grad()
+def update_bn_stats(model, batches) -> int:
+    """Set every BatchNorm's running statistics to the mean and variance of its inputs over
+    ``batches`` (NHWC numpy arrays), BatchNorm in training mode, dropout off
+    (``alexnet_spec.precise_bn``); returns how many layers it set. The variance is the biased one
+    over thousands of values, what inference divides by, whichever convention training updates with."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        return 0
+    moments = {m: [] for m in layers}
+    hooks = [m.register_forward_pre_hook(lambda m, args: moments[m].append(batch_moments(args[0].numpy(), 1)))
+             for m in layers]
+    was_training = model.training
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.eval()
+    try:
+        for x in batches:
+            model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    for m in layers:
+        mean, var = combine_moments(moments[m])
+        m.running_mean.copy_(torch.from_numpy(mean))
+        m.running_var.copy_(torch.from_numpy(var))
+    return len(layers)
+# --8<-- [end:precise-bn]
+
+
 @torch.no_grad()
 def evaluate(model, loader, *, probabilities: bool = False, progress: bool = False):
     """Mean loss, top-1 and top-5 accuracy; ``probabilities``: the model ends in a softmax."""
@@ -145,6 +180,8 @@ def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_d
         set_epoch(train_loader, epoch)
         train_loss, train_top1 = train_one_epoch(model, optimizer, train_loader, weight_decay=recipe.weight_decay,
                                                  progress=progress, desc=f"epoch {epoch + 1}/{config.epochs}")
+        if config.precise_bn:
+            update_bn_stats(model, precise_bn_batches(train_data, epoch, config.precise_bn))
         val_loss, val_top1, val_top5 = evaluate(model, val_loader)
         rows.append({"epoch": epoch + 1, "train_loss": train_loss, "train_top1": train_top1, "val_loss": val_loss,
                      "val_top1": val_top1, "val_top5": val_top5, "lr": lr, "seconds": time.perf_counter() - began})
@@ -178,4 +215,4 @@ def _bar(iterable, enabled: bool, desc: str):
 
 
 __all__ = ["AugmentedDataset", "EpochSampler", "data_loader", "evaluate", "evaluate_ten_crop", "train",
-           "train_one_epoch"]
+           "train_one_epoch", "update_bn_stats"]

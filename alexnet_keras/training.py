@@ -25,6 +25,7 @@ import numpy as np
 from alexnet_spec import runs
 from alexnet_spec.augment import Pipeline
 from alexnet_spec.files import atomic_write
+from alexnet_spec.precise_bn import batch_moments, combine_moments, precise_bn_batches
 from alexnet_spec.recipes import Recipe, learning_rate
 
 
@@ -51,6 +52,51 @@ class EpochSetter(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.sequence.epoch = epoch
+
+
+# --8<-- [start:precise-bn]
+def update_bn_stats(model, batches) -> int:
+    """Set every BatchNormalization's moving statistics to the mean and variance of its inputs over
+    ``batches`` (NHWC arrays), BatchNormalization in training mode, dropout off
+    (``alexnet_spec.precise_bn``); returns how many layers it set. The model must be a chain of
+    layers, as every network here is: each layer is called on the previous one's output."""
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms:
+        return 0
+    moments = {layer.name: [] for layer in norms}
+    chain = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    for before, after in zip(chain, chain[1:]):
+        if after.input is not before.output:
+            raise ValueError(f"{model.name}: {after.name} does not read {before.name}'s output; precise BatchNorm "
+                             "statistics here need a chain of layers")
+    for x in batches:
+        for layer in chain:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                moments[layer.name].append(batch_moments(np.asarray(x), layer.axis))
+                x = layer(x, training=True)
+            else:
+                x = layer(x, training=False)
+    for layer in norms:
+        mean, var = combine_moments(moments[layer.name])
+        layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
+        layer.moving_variance.assign(var.astype(layer.moving_variance.dtype))
+    return len(norms)
+
+
+class PreciseBN(keras.callbacks.Callback):
+    """Recomputes the moving statistics before ``fit``'s validation pass (``on_test_begin``: fit
+    validates after the epoch's last batch and before ``on_epoch_end``)."""
+
+    def __init__(self, pipeline: Pipeline, samples: int) -> None:
+        super().__init__()
+        self.pipeline, self.samples, self.epoch = pipeline, samples, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_test_begin(self, logs=None):
+        update_bn_stats(self.model, precise_bn_batches(self.pipeline, self.epoch, self.samples))
+# --8<-- [end:precise-bn]
 
 
 class RunLogger(keras.callbacks.Callback):
@@ -106,10 +152,12 @@ def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_d
     train_seq, val_seq = BatchSequence(train_data), BatchSequence(val_data)
     schedule = keras.callbacks.LearningRateScheduler(
         lambda epoch, lr: learning_rate(recipe, epoch, [r["val_top1"] for r in rows], lr=config.lr))
+    callbacks = [EpochSetter(train_seq), schedule, RunLogger(run_dir, config, rows, write=replicas is None or replicas.chief)]
+    if config.precise_bn:
+        callbacks.insert(2, PreciseBN(train_data, config.precise_bn))
     model.fit(train_seq, validation_data=val_seq, initial_epoch=start, epochs=config.epochs,
               shuffle=False,  # the sequence's own order; fit would shuffle a PyDataset's batches
-              callbacks=[EpochSetter(train_seq), schedule,
-                         RunLogger(run_dir, config, rows, write=replicas is None or replicas.chief)],
+              callbacks=callbacks,
               verbose=1 if progress else 0)
     return rows
 # --8<-- [end:train]
@@ -185,5 +233,5 @@ def _logsumexp(x: np.ndarray) -> np.ndarray:
     return m + np.log(np.exp(x - m).sum(axis=1, keepdims=True))
 
 
-__all__ = ["BatchSequence", "EpochSetter", "RunLogger", "compile_for_training", "evaluate", "evaluate_ten_crop",
-           "train"]
+__all__ = ["BatchSequence", "EpochSetter", "PreciseBN", "RunLogger", "compile_for_training", "evaluate", "evaluate_ten_crop",
+           "train", "update_bn_stats"]

@@ -39,6 +39,8 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 DIGITS_SIZE = 32  # 8x8 digits, each pixel repeated 4x4: the cifar network's input
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0  # the split is part of the data set, not of a run's seed
+SUBSET_SEED = 0  # --limit's subset, likewise: the same items whatever a run's seed
+_SUBSET = 0x5B5E  # stream tag of the subset's generator
 
 
 class DataError(ValueError):
@@ -294,13 +296,36 @@ def load_digits(size: int = DIGITS_SIZE) -> tuple[ArrayData, ArrayData]:
             ArrayData(images[test], labels[test], classes, "digits test", flip_ok=False))
 
 
-def subset(data, n: int):
-    """The first ``n`` items of ``data`` (all of them when it has fewer)."""
+def stratified_indices(labels: np.ndarray, n: int, seed: int = SUBSET_SEED) -> np.ndarray:
+    """``n`` indices into ``labels`` (sorted; all of them when there are fewer), each class's share
+    as in the whole (largest remainders get the odd ones, ties to the lower class), drawn at random
+    within each class by a generator seeded with ``seed``.
+
+    The first ``n`` items would be one class of a class-sorted folder (``imagefolder``,
+    ``torchvision.datasets.ImageFolder``'s order), and a model trained on it learns nothing."""
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = counts * n / len(labels)
+    take = np.floor(quota).astype(int)
+    for c in np.argsort(-(quota - take), kind="stable")[: n - take.sum()]:
+        take[c] += 1
+    rng = np.random.default_rng([seed, _SUBSET])
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(chosen))
+
+
+def subset(data, n: int, seed: int = SUBSET_SEED):
+    """``n`` items of ``data`` by :func:`stratified_indices` (all of them when it has fewer): a
+    function of the labels, ``n`` and ``seed`` alone, so both frameworks read the same items."""
     import dataclasses
 
+    keep = stratified_indices(data.labels, n, seed)
+    name = f"{data.name}[{len(keep)} of {len(data)}, seed {seed}]"
     if isinstance(data, ArrayData):
-        return dataclasses.replace(data, images=data.images[:n], labels=data.labels[:n], name=f"{data.name}[:{n}]")
-    return dataclasses.replace(data, files=data.files[:n], labels=data.labels[:n], name=f"{data.name}[:{n}]")
+        return dataclasses.replace(data, images=data.images[keep], labels=data.labels[keep], name=name)
+    return dataclasses.replace(data, files=tuple(data.files[i] for i in keep), labels=data.labels[keep], name=name)
 
 
 def parse_data(spec: str):
@@ -317,5 +342,5 @@ def parse_data(spec: str):
 
 __all__ = [
     "ArrayData", "CifarUnpickler", "DataError", "FolderData", "download_cifar10", "load_digits",
-    "parse_data", "read_cifar10", "subset", "read_cifar_batch", "read_image_folder", "read_imagefolders",
+    "parse_data", "read_cifar10", "stratified_indices", "subset", "read_cifar_batch", "read_image_folder", "read_imagefolders",
 ]

@@ -40,6 +40,7 @@ class RunConfig:
     num_classes: int
     options: dict
     lr: float
+    precise_bn: int = 0  # training samples for precise BatchNorm statistics before each evaluation (0: off)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from alexnet_spec import runs
 from alexnet_spec.augment import Pipeline
 from alexnet_spec.files import atomic_write
+from alexnet_spec.precise_bn import batch_moments, combine_moments, precise_bn_batches
 from alexnet_spec.recipes import Recipe, learning_rate
 
 
@@ -100,6 +102,40 @@ def train_one_epoch(model, optimizer, loader, *, weight_decay: float, progress: 
 # --8<-- [end:train-one-epoch]
 
 
+# --8<-- [start:precise-bn]
+@torch.no_grad()
+def update_bn_stats(model, batches) -> int:
+    """Set every BatchNorm's running statistics to the mean and variance of its inputs over
+    ``batches`` (NHWC numpy arrays), BatchNorm in training mode, dropout off
+    (``alexnet_spec.precise_bn``); returns how many layers it set. The variance is the biased one
+    over thousands of values, what inference divides by, whichever convention training updates with."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        return 0
+    moments = {m: [] for m in layers}
+    hooks = [m.register_forward_pre_hook(lambda m, args: moments[m].append(batch_moments(args[0].cpu().numpy(), 1)))
+             for m in layers]
+    device = layers[0].running_mean.device
+    was_training = model.training
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.eval()
+    try:
+        for x in batches:
+            model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    for m in layers:
+        mean, var = combine_moments(moments[m])
+        m.running_mean.copy_(torch.from_numpy(mean))
+        m.running_var.copy_(torch.from_numpy(var))
+    return len(layers)
+# --8<-- [end:precise-bn]
+
+
 @torch.no_grad()
 def evaluate(model, loader, *, probabilities: bool = False, progress: bool = False, reduce=None):
     """Mean loss, top-1 and top-5 accuracy; ``probabilities``: the model ends in a softmax;
@@ -173,6 +209,8 @@ def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_d
                                                      reduce=reduce)
             if replicas is not None:
                 replicas.sync_buffers(model)
+            if config.precise_bn:  # every replica computes the same statistics from the same batches
+                update_bn_stats(model, precise_bn_batches(train_data, epoch, config.precise_bn))
             val_loss, val_top1, val_top5 = evaluate(model, val_loader, reduce=reduce)
             rows.append({"epoch": epoch + 1, "train_loss": train_loss, "train_top1": train_top1, "val_loss": val_loss,
                          "val_top1": val_top1, "val_top5": val_top5, "lr": lr, "seconds": time.perf_counter() - began})
@@ -209,4 +247,4 @@ def _bar(iterable, enabled: bool, desc: str):
 
 
 __all__ = ["AugmentedDataset", "EpochSampler", "data_loader", "evaluate", "evaluate_ten_crop", "train",
-           "train_one_epoch"]
+           "train_one_epoch", "update_bn_stats"]

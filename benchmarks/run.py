@@ -1,6 +1,8 @@
 """``python -m benchmarks.run``: every variant in both frameworks, every mode, one run.
 
-A full run takes about ten minutes on two cores; ``--quick`` takes two or three.
+A full run takes about ten minutes on two cores; ``--quick`` takes two or three. ``--only
+training`` runs just the training steps (``benchmarks.training``), whose rows go under the JSON's
+``training`` key.
 """
 
 from __future__ import annotations
@@ -164,25 +166,52 @@ def main(argv=None) -> int:
     parser.add_argument("--name", default="benchmarks", help="file name stem (default: benchmarks)")
     parser.add_argument("--before", metavar="JSON", help="an earlier run to draw beside this one")
     parser.add_argument("--force", action="store_true", help="overwrite NAME.json / NAME.png")
+    parser.add_argument("--only", choices=("inference", "training"),
+                        help="run one section (default: both); training writes no chart")
     args = parser.parse_args(argv)
+    sections = ("inference", "training") if args.only is None else (args.only,)
 
     variants = tuple(args.variant or alexnet_torch.VARIANTS)
     out = Path(args.out)
-    targets = [out / f"{args.name}.json", out / f"{args.name}.png"]
+    targets = [out / f"{args.name}.json"] + ([out / f"{args.name}.png"] if "inference" in sections else [])
     existing = [str(p) for p in targets if p.exists()]
     if existing and not args.force:
         print(f"benchmarks: {', '.join(existing)} exist; pass --force to replace them or --name to "
               "write others", file=sys.stderr)
         return 2
     budget = timing.QUICK if args.quick else timing.FULL
-    results = run(variants, budget=budget, check=not args.no_check, sgemm_reps=3 if args.quick else 5)
+    if "inference" in sections:
+        results = run(variants, budget=budget, check=not args.no_check, sgemm_reps=3 if args.quick else 5)
+        print(report.table(results))
+    else:
+        results = {"machine": _machine(machine.sgemm_gflops(3 if args.quick else 5))}
+    if "training" in sections:
+        results["training"] = run_training(variants, quick=args.quick)
     results["quick"] = args.quick
-    print(report.table(results))
     report.write_json(results, targets[0], overwrite=args.force)
-    before = json.loads(Path(args.before).read_text()) if args.before else None
-    report.write_chart(results, targets[1], before=before, overwrite=args.force)
-    print(f"wrote {targets[0]} and {targets[1]}")
+    if "inference" in sections:
+        before = json.loads(Path(args.before).read_text()) if args.before else None
+        report.write_chart(results, targets[1], before=before, overwrite=args.force)
+    print(f"wrote {' and '.join(map(str, targets))}")
     return 0
+
+
+def run_training(variants, *, quick: bool) -> dict:
+    """The training section: one step per call for the variants that have a training recipe here."""
+    from benchmarks.training import BUDGET, QUICK, TRAINING_BATCH, TRAINING_VARIANTS, measure_training, training_table
+
+    chosen = tuple(v for v in TRAINING_VARIANTS if v in variants)
+    rows = measure_training(chosen, budget=QUICK if quick else BUDGET)
+    print(training_table(rows))
+    return {"batch": TRAINING_BATCH, "step_flops": "3x forward", "rows": rows}
+
+
+def _machine(sgemm_gflops: float) -> dict:
+    import keras
+
+    return {"cpu": _cpu_name(), "threads": torch.get_num_threads(), "sgemm_gflops": sgemm_gflops,
+            "python": platform.python_version(), "torch": torch.__version__, "keras": keras.__version__,
+            "keras_backend": keras.backend.backend()}
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--recipe", choices=tuple(RECIPES), help="test-time transform (default: the variant's recipe)")
     p.add_argument("--crops", choices=("center", "10crop", "both"), default="center")
     p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="only N images, every class in its share, drawn with a fixed seed")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p

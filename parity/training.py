@@ -55,10 +55,14 @@ def parser() -> ArgumentParser:
                         "so it must be a multiple of their number")
     p.add_argument("--lr", type=float, help="initial learning rate (default: the recipe's)")
     p.add_argument("--dropout", type=float, help="dropout rate of the hidden dense layers (default: the network's)")
+    p.add_argument("--precise-bn", type=int, metavar="SAMPLES",
+                   help="recompute BatchNorm's moving statistics over this many training samples before each "
+                        "evaluation (0: off; default: the recipe's)")
     p.add_argument("--num-classes", type=positive_int, help="default: the data set's class count (must match it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=positive_int, metavar="N",
-                   help="use only the first N images of each split (smoke runs and tests)")
+                   help="use N images of each split, every class in its share, drawn with a fixed seed "
+                        "(smoke runs and tests)")
     p.add_argument("--workers", type=int, default=0, help="torch: DataLoader worker processes")
     p.add_argument("--sync-bn", action="store_true",
                    help="torch under torchrun, cifar: BatchNorm over the global batch (as one process), not each "
@@ -162,6 +166,8 @@ def _train_run(args, replicas, argv: list[str]):
         raise ValueError(f"--num-classes {args.num_classes} does not match the data: {args.data} has {classes} "
                          f"classes ({', '.join(train_data.classes[:5])}{', ...' if classes > 5 else ''}). "
                          "Drop --num-classes or use data with that many classes.")
+    if args.precise_bn is not None and args.precise_bn < 0:
+        raise UsageError(f"--precise-bn takes a number of training samples, 0 for off; found {args.precise_bn}")
     batch = args.batch_size or recipe.batch_size
     if len(train_data) < batch:
         raise ValueError(f"{args.data} has {len(train_data)} training images, fewer than one batch of {batch}; "
@@ -170,7 +176,8 @@ def _train_run(args, replicas, argv: list[str]):
     config = runs.RunConfig(framework=args.framework, variant=args.variant, recipe=recipe.name, data=data,
                             epochs=args.epochs or recipe.epochs, batch_size=batch, seed=args.seed,
                             num_classes=classes, options=runs.model_options(args.variant, recipe.init, args.dropout),
-                            lr=recipe.lr if args.lr is None else args.lr)
+                            lr=recipe.lr if args.lr is None else args.lr,
+                            precise_bn=recipe.precise_bn if args.precise_bn is None else args.precise_bn)
     if args.sync_bn and args.framework != "torch":
         raise UsageError("--sync-bn is for PyTorch replicas under torchrun; Keras synchronizes BatchNorm in its strategies")
     if args.sync_bn and args.variant != "cifar":

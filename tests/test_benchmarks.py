@@ -3,6 +3,8 @@ repetitions. No time is asserted (speed is never a test here)."""
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -86,3 +88,36 @@ def test_the_cli_refuses_to_overwrite_results(tmp_path, capsys):
     (tmp_path / "benchmarks.json").write_text("{}")
     assert main(["--out", str(tmp_path)]) == 2
     assert "--force" in capsys.readouterr().err
+
+
+def test_training_rows_time_one_step_in_each_framework_paired_with_sgemm():
+    from benchmarks.training import STEP_FLOPS, measure_training, torch_step, training_table
+
+    rows = measure_training(("cifar",), ("torch", "keras"), batch=2, budget=timing.SMOKE, sgemm_n=256)
+    assert [(r["variant"], r["framework"], r["mode"]) for r in rows] == [
+        ("cifar", "torch", "SGD step"), ("cifar", "keras", "train_on_batch")]
+    step_gflop = STEP_FLOPS * spec_flops(get_spec("cifar")) / 1e9
+    for r in rows:
+        assert r["batch"] == 2 and r["reps"] >= 1 and r["seconds"] > 0 and r["sgemm_share"] > 0
+        assert r["step_gflop_per_image"] == pytest.approx(step_gflop)
+        assert r["gflops"] == pytest.approx(r["images_per_s"] * step_gflop)
+    text = training_table(rows)
+    assert "train_on_batch" in text and "3x the forward" in text
+    # the timed call trains: the same batch twice gives another loss (the weights moved)
+    from parity.randomize import random_batch
+
+    step = torch_step("cifar", random_batch((2, 3, 32, 32), seed=1), np.array([0, 1]))
+    loss_before, _ = step()
+    loss_after, _ = step()
+    assert loss_after != loss_before
+
+
+def test_the_cli_runs_only_the_training_section_and_refuses_to_overwrite(tmp_path, capsys):
+    from benchmarks.run import main
+
+    (tmp_path / "benchmarks.json").write_text("{}")
+    assert main(["--out", str(tmp_path), "--only", "training"]) == 2
+    assert "--force" in capsys.readouterr().err
+    (tmp_path / "benchmarks.json").unlink()
+    (tmp_path / "benchmarks.png").write_text("")  # the inference section's chart
+    assert main(["--out", str(tmp_path), "--only", "inference"]) == 2

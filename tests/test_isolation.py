@@ -29,6 +29,7 @@ PROBE = "import sys, {pkg}; print(' '.join(sorted(m for m in {banned!r} if m in 
         ("alexnet_spec.data", ("torch", "torchvision", "tensorflow", "keras")),
         ("alexnet_spec.augment", ("torch", "torchvision", "tensorflow", "keras")),
         ("alexnet_spec.runs", ("torch", "torchvision", "tensorflow", "keras")),
+        ("alexnet_spec.precise_bn", ("torch", "torchvision", "tensorflow", "keras")),
         ("alexnet_torch.training", ("tensorflow", "keras")),
         ("alexnet_keras.training", ("torch", "torchvision")),
         ("alexnet_keras.distributed", ("torch", "torchvision")),

@@ -146,3 +146,40 @@ def test_exchange_keeps_zero_dimensional_tensors(tmp_path):
     back = exchange.load(tmp_path / "m.safetensors")
     assert back.state["features.1.num_batches_tracked"].shape == ()
     assert int(back.state["features.1.num_batches_tracked"]) == 7
+
+
+def test_limit_takes_every_class_in_its_share_not_the_first_files(tmp_path):
+    from PIL import Image
+
+    # a class-sorted folder, as ImageFolder orders it: 12 cats, 6 dogs, 6 owls
+    for split in ("train", "val"):
+        for cls, count in (("cat", 12), ("dog", 6), ("owl", 6)):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", (8, 8), (i, 0, 0)).save(tmp_path / split / cls / f"{i:02d}.png")
+    train, _ = D.read_imagefolders(tmp_path)
+    small = D.subset(train, 8)
+    # shares 4 / 2 / 2, where the first 8 files are all cats
+    assert np.bincount(small.labels).tolist() == [4, 2, 2]
+    assert set(np.asarray(train.labels[:8])) == {0}
+    assert all(f.parent.name == train.classes[y] for f, y in zip(small.files, small.labels))
+    # seeded: the same files every time, other files with another seed, not simply each class's first
+    assert D.subset(train, 8).files == small.files
+    other = D.subset(train, 8, seed=1)
+    assert other.files != small.files and np.bincount(other.labels).tolist() == [4, 2, 2]
+    picked = [int(f.stem) for f in small.files if f.parent.name == "cat"]
+    assert picked != [0, 1, 2, 3]
+    # odd counts go to the largest remainders; n >= len keeps everything
+    assert np.bincount(D.subset(train, 7).labels).tolist() == [3, 2, 2]  # quotas 3.5, 1.75, 1.75
+    assert len(D.subset(train, 100)) == len(train)
+
+
+def test_limit_on_arrays_keeps_images_with_their_labels():
+    labels = np.repeat(np.arange(10), 30)  # class-sorted
+    images = np.zeros((300, 1, 1, 3), np.uint8)
+    images[:, 0, 0, 0], images[:, 0, 0, 1] = np.arange(300) // 256, np.arange(300) % 256  # each its index
+    small = D.subset(D.ArrayData(images, labels, tuple("0123456789"), "sorted"), 50)
+    assert np.bincount(small.labels).tolist() == [5] * 10
+    kept = small.images[:, 0, 0, 0].astype(int) * 256 + small.images[:, 0, 0, 1]
+    np.testing.assert_array_equal(labels[kept], small.labels)
+    assert list(kept) == sorted(kept) and len(set(kept.tolist())) == 50

@@ -313,7 +313,7 @@ def test_optimized_keras_model_exports_a_savedmodel(tmp_path):
     import keras
 
     if keras.backend.backend() != "tensorflow":
-        pytest.skip("model.export writes a TensorFlow SavedModel from the tensorflow backend only")
+        pytest.skip("checked on the tensorflow backend, where a SavedModel is native")
     import tensorflow as tf
 
     import alexnet_keras

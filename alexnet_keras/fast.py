@@ -13,7 +13,9 @@ import keras
 # --8<-- [start:optimize]
 def optimize(model: keras.Model) -> keras.Model:
     """Turn XLA on for ``model.predict``/``fit``/``evaluate`` (what ``model.compile(jit_compile=True)``
-    does) on the backends where Keras takes that switch; return the same model."""
+    does) on the backends where Keras takes that switch; return the same model. The switch is not
+    saved with the model (``model.save`` then ``load_model`` gives the plain path): call it again
+    after loading."""
     if keras.backend.backend() in ("tensorflow", "jax"):
         model.jit_compile = True
         model.predict_function = None  # rebuilt with XLA on the next predict

@@ -27,8 +27,9 @@ def optimize(model: nn.Module) -> nn.Module:
     - weights in channels_last memory, and a forward pre-hook that converts an NCHW CPU input to it.
 
     The parameters are the same objects and the ``state_dict`` keys do not change, so checkpoints
-    load before or after. Use the model as it was built for ``torch.jit.script``, ``torch.fx``,
-    ``torch.export`` and ONNX: the fast modules have Python-level paths those tools do not see.
+    load before or after. ``torch.jit.trace``, ``torch.export``, ``torch.compile``, ``torch.fx`` and
+    both ONNX exporters take the result and record PyTorch's own ops (the literal model's graph);
+    ``torch.jit.script`` refuses it with a message: script the model as built.
     """
     for parent in list(model.modules()):
         previous = None

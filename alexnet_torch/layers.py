@@ -29,9 +29,9 @@ class LocalResponseNorm(nn.LocalResponseNorm):
     ``inplace=True`` (as in ``nn.ReLU``) writes the result into the input when autograd does not
     need it; AlexNet uses it after its in-place ReLU, so (as with that ReLU over the conv output)
     a forward hook that keeps the ReLU's output without copying it sees the normalized values.
-    Off the CPU, under autograd, ``torch.compile``, ``torch.export`` or ``torch.jit.trace`` the
-    plain whole-tensor formula runs instead (a new tensor): one launch per op on a GPU, ordinary
-    ops in a captured graph.
+    Off the CPU or under autograd the plain whole-tensor formula runs instead (a new tensor, one
+    launch per op on a GPU). In a captured graph (see :func:`_captured`) PyTorch's own
+    ``nn.LocalResponseNorm`` runs.
     """
 
     inplace = False  # also a class default: modules pickled before the option existed lack it
@@ -43,10 +43,13 @@ class LocalResponseNorm(nn.LocalResponseNorm):
     def extra_repr(self) -> str:
         return super().extra_repr() + (", inplace=True" if self.inplace else "")
 
+    def __prepare_scriptable__(self):  # torch.jit.script calls this first: a clear refusal
+        _refuse_scripting(self)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.numel() == 0:
+        if _captured(x) or x.dim() != 4 or x.numel() == 0:
             return super().forward(x)
-        if x.device.type != "cpu" or (torch.is_grad_enabled() and x.requires_grad) or _tracing():
+        if x.device.type != "cpu" or (torch.is_grad_enabled() and x.requires_grad):
             return x * self._window_sum(x * x, dim=1).pow(-self.beta)
         if x.is_contiguous(memory_format=torch.channels_last):  # pixels x channels
             out = x if self.inplace else torch.empty_like(x)
@@ -101,9 +104,12 @@ class Linear(nn.Linear):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 2 or x.device.type != "cpu" or self.bias is None:
+        if _captured(x) or x.dim() != 2 or x.device.type != "cpu" or self.bias is None:
             return super().forward(x)
         return torch.addmm(self.bias.unsqueeze(1), self.weight, x.t()).t().contiguous()
+
+    def __prepare_scriptable__(self):  # torch.jit.script calls this first: a clear refusal
+        _refuse_scripting(self)
 
     @classmethod
     def replacing(cls, linear: nn.Linear) -> "Linear":
@@ -113,8 +119,23 @@ class Linear(nn.Linear):
         return fast
 
 
-def _tracing() -> bool:
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+def _captured(x) -> bool:
+    """Whether ``x`` flows into a captured graph (``torch.jit.trace``, ``torch.export``,
+    ``torch.compile``, both ONNX exporters, ``torch.fx``). There the fast modules record PyTorch's
+    own op, so the graph is the literal model's: the blocked LRN's in-place writes into views are
+    what the TorchScript-based ONNX exporter drops (pytorch#122290), and a compiler fuses the plain
+    ops itself."""
+    return isinstance(x, torch.fx.Proxy) or torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
+def _refuse_scripting(module: nn.Module) -> None:
+    raise RuntimeError(
+        f"torch.jit.script cannot compile alexnet_torch.layers.{type(module).__name__}: "
+        "alexnet_torch.optimize(model) put in modules whose fast path is eager Python. Script the model "
+        "as built instead (scripted = torch.jit.script(alexnet_torch.build(variant)), then "
+        "scripted.load_state_dict(model.state_dict()): optimize keeps the keys), or capture the "
+        "optimized model with torch.jit.trace or torch.export, which record PyTorch's own ops."
+    )
 
 
 # Elements per block: two buffers of it stay in a core's cache, and blocks are few enough that

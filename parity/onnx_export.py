@@ -3,8 +3,8 @@ against the PyTorch model it came from and against a float64 run of the same wei
 
 Both of PyTorch's exporters are supported: ``"dynamo"`` (``torch.onnx.export(..., dynamo=True)``,
 through ``torch.export``) and ``"torchscript"`` (``dynamo=False``, through ``torch.jit.trace``).
-The literal models export as they are; ``alexnet_torch.optimize``'s fast modules are for eager CPU
-inference and are not what to export. The batch axis is dynamic in the file.
+The literal models export as they are, and so does a model after ``alexnet_torch.optimize``: its
+fast modules record PyTorch's own ops when traced. The batch axis is dynamic in the file.
 """
 
 from __future__ import annotations

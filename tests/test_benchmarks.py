@@ -4,7 +4,6 @@ repetitions. No time is asserted (speed is never a test here)."""
 import json
 
 import numpy as np
-
 import pytest
 import torch
 
@@ -91,7 +90,12 @@ def test_the_cli_refuses_to_overwrite_results(tmp_path, capsys):
 
 
 def test_training_rows_time_one_step_in_each_framework_paired_with_sgemm():
-    from benchmarks.training import STEP_FLOPS, measure_training, torch_step, training_table
+    from benchmarks.training import (
+        STEP_FLOPS,
+        measure_training,
+        torch_step,
+        training_table,
+    )
 
     rows = measure_training(("cifar",), ("torch", "keras"), batch=2, budget=timing.SMOKE, sgemm_n=256)
     assert [(r["variant"], r["framework"], r["mode"]) for r in rows] == [
@@ -121,3 +125,24 @@ def test_the_cli_runs_only_the_training_section_and_refuses_to_overwrite(tmp_pat
     (tmp_path / "benchmarks.json").unlink()
     (tmp_path / "benchmarks.png").write_text("")  # the inference section's chart
     assert main(["--out", str(tmp_path), "--only", "inference"]) == 2
+
+
+def test_default_and_opt_in_paths_are_separate_paired_rows():
+    """The literal model's call and ``optimize()``'s are separate rows, each with a paired share of
+    sgemm at the largest batch, and timing the opt-in path leaves the user's model plain."""
+    from benchmarks.modes import BASELINE_MODES, KERAS_MODES
+
+    modes = {(m.framework, m.name): m.default for m in TORCH_MODES + KERAS_MODES}
+    assert modes[("torch", "eager NCHW")] and modes[("keras", "predict")]
+    assert not modes[("torch", "optimize()")] and not modes[("keras", "optimize() predict")]
+    assert KERAS_MODES[-1].name == "optimize() predict"  # it turns XLA on in place: last
+    assert [m.name for m in BASELINE_MODES] == ["eager NCHW", "channels_last"]  # torchvision.models.alexnet
+    module = alexnet_torch.build("cifar").eval()
+    spec = get_spec("cifar")
+    optimized = [m for m in TORCH_MODES if m.name in ("eager NCHW", "optimize()")]
+    rows = measure_modes("cifar", optimized, {"torch": module}, 0.093e9, 25_730_506, spec.input_shape_nchw,
+                         (1, 2), timing.SMOKE)
+    assert [(r["mode"], r["batch"]) for r in rows] == [("eager NCHW", 1), ("eager NCHW", 2), ("optimize()", 1), ("optimize()", 2)]
+    assert all((r["batch"] == 2) == ("sgemm_share" in r) for r in rows)
+    assert all(r["sgemm_share"] > 0 for r in rows if r["batch"] == 2)
+    assert not module._forward_pre_hooks and all(type(m) is torch.nn.Linear for m in module.modules() if isinstance(m, torch.nn.Linear))

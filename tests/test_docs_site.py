@@ -80,6 +80,25 @@ def test_pages_show_the_source_not_a_copy(site):
     assert "PASS: paper" in paper  # the parity report of a real run
 
 
+def test_torchvision_page_pairs_torchvisions_own_layers_with_keras_block_by_block(site):
+    """The PyTorch column is the installed torchvision's source, cut into the Keras file's blocks."""
+    import inspect
+
+    from torchvision.models import AlexNet
+
+    page = _text(site / "torchvision" / "index.html")
+    source = [line.strip() for line in inspect.getsource(AlexNet.__init__).splitlines()]
+    joined = "\n".join(source)
+    for block in ("block1", "block2", "block3", "classifier"):
+        generated = (GENERATED / f"torchvision-torch-{block}.py").read_text()
+        code = [line.strip() for line in generated.splitlines() if not line.startswith("#")]
+        assert len(code) >= 3 and "\n".join(code) in joined, f"{block} is not a run of torchvision's lines"
+        assert generated.strip() in page, f"torchvision's {block} is not on the page"
+        keras = section(ROOT / "alexnet_keras/torchvision.py", block)
+        assert keras.strip() in page and page.index(generated.strip()) < page.index(keras.strip())
+    assert section(ROOT / "alexnet_torch/torchvision.py", "model").strip() in page
+
+
 def test_pitfall_numbers_support_the_page(site):
     """Every measured mistake costs far more than fp32 rounding; every right way costs no more."""
     record = json.loads((GENERATED / "pitfalls.json").read_text())
@@ -112,9 +131,13 @@ PROBE = """<script>
       return {left: r.left, top: r.top, right: r.right, bottom: r.bottom, width: r.width};
     });
   });
+  var clipped = [].filter.call(document.querySelectorAll('.side-by-side pre > code'), function (c) {
+    return c.scrollWidth > c.clientWidth + 1;  // a line longer than its column: it scrolls inside it
+  }).length;
   var out = document.createElement('pre');
   out.id = 'probe-boxes';
-  out.textContent = JSON.stringify({viewport: window.innerWidth, grids: grids});
+  out.textContent = JSON.stringify({viewport: window.innerWidth, grids: grids, clipped: clipped,
+                                    page_width: document.documentElement.scrollWidth});
   document.body.appendChild(out);
 })();
 </script>"""
@@ -149,3 +172,16 @@ def test_columns_side_by_side_when_wide_and_stacked_when_narrow(site, page):
     for torch_box, keras_box in (g for g in narrow["grids"]):
         assert keras_box["top"] >= torch_box["bottom"], (torch_box, keras_box)  # stacked, PyTorch first
         assert abs(torch_box["left"] - keras_box["left"]) < 1
+
+
+@pytest.mark.parametrize("page", ["paper", "cifar", "torchvision", "porting"])
+def test_side_by_side_fits_a_laptop_screen(site, page):
+    """At 1366 px (a common laptop width) the two columns sit side by side inside the window and
+    the page itself does not scroll sideways; a long line may scroll inside its own column."""
+    boxes = _boxes(site / page / "index.html", 1366)
+    assert boxes["viewport"] == 1366 and boxes["grids"]
+    assert boxes["page_width"] <= boxes["viewport"], boxes["page_width"]
+    for torch_box, keras_box in boxes["grids"]:
+        assert abs(torch_box["top"] - keras_box["top"]) < 1 and keras_box["left"] >= torch_box["right"]
+        assert torch_box["left"] >= 0 and keras_box["right"] <= boxes["viewport"], (torch_box, keras_box)
+    print(f"{page}: {boxes['clipped']} code block(s) scroll inside their column at 1366 px")

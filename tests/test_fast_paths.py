@@ -284,3 +284,44 @@ def test_keras_predict_is_keras_predict(monkeypatch):
     assert empty.shape == (0, 7) and empty.dtype == np.float32 and len(calls) == 1
     with pytest.raises(ValueError, match="NHWC"):
         model.predict(x.transpose(0, 3, 1, 2), verbose=0)
+
+
+@pytest.mark.parametrize("variant", ["cifar", "paper"])  # paper: its LocalResponseNormalization layer
+def test_optimized_keras_model_saves_and_reloads_in_safe_mode(variant, tmp_path):
+    """XLA is a setting of the running model, not of the file: the reloaded model has the same
+    layers and numbers, leaves XLA to Keras again, and takes ``optimize`` again."""
+    import keras
+
+    import alexnet_keras
+    from alexnet_spec import get_spec
+
+    model = alexnet_keras.build(variant, num_classes=10)
+    x = np.random.default_rng(2).standard_normal((2, *get_spec(variant).input_shape_nhwc)).astype(np.float32)
+    plain = keras.ops.convert_to_numpy(model(x, training=False))
+    keras_auto = bool(model.jit_compile)
+    alexnet_keras.optimize(model)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert type(loaded) is type(model) and [w.path for w in loaded.weights] == [w.path for w in model.weights]
+    assert bool(loaded.jit_compile) is keras_auto
+    assert rel_error(plain, loaded.predict(x, verbose=0)) <= 1e-5
+    assert alexnet_keras.optimize(loaded) is loaded
+    assert rel_error(plain, loaded.predict(x, verbose=0)) <= 1e-5
+
+
+def test_optimized_keras_model_exports_a_savedmodel(tmp_path):
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("checked on the tensorflow backend, where a SavedModel is native")
+    import tensorflow as tf
+
+    import alexnet_keras
+
+    model = alexnet_keras.optimize(alexnet_keras.build("cifar", num_classes=10))
+    x = np.random.default_rng(3).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    expected = model.predict(x, verbose=0)
+    model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)
+    reloaded = tf.saved_model.load(str(tmp_path / "saved"))  # kept: it owns the variables serve reads
+    served = reloaded.serve(x).numpy()
+    assert rel_error(expected, served) <= 1e-5

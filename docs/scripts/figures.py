@@ -6,7 +6,10 @@ give the per-layer shapes in both layouts and the errors. Writes into ``--out``:
 
 - ``arch-<variant>.svg``: the architecture, one box per layer, NCHW shape left, NHWC shape right;
 - ``shapes-<variant>.md``: the same as a table;
-- ``parity-<variant>.svg``: per-layer error chart; ``parity-<variant>.txt``: the report as printed.
+- ``parity-<variant>.svg``: per-layer error chart; ``parity-<variant>.txt``: the report as printed;
+- ``torchvision-torch-<block>.py``: the layers of ``torchvision.models.AlexNet``, cut into the blocks
+  the Keras model marks, from the installed torchvision's own source (the torch variant is that
+  class, so there is no file of ours to put markers in).
 
     python docs/scripts/figures.py --out docs/assets/generated
 """
@@ -58,6 +61,36 @@ def parity_report(variant: str, *, seed: int = 0, batch: int = 2):
     module = randomize_torch(alexnet_torch.build(variant), seed).eval()
     x = random_batch((batch, *spec.input_shape_nchw), seed + 1)
     return compare(module, torch_to_keras(module), x, reference=True)
+
+
+TORCHVISION_BLOCKS = ("block1", "block2", "block3", "classifier")
+
+
+def torchvision_blocks() -> dict[str, str]:
+    """torchvision's ``AlexNet.__init__`` lines, verbatim and dedented, per block: ``features`` cut
+    after its first two max-pools (conv1, conv2, conv3-5), then ``avgpool`` and ``classifier``."""
+    import inspect
+    import textwrap
+
+    import torchvision
+    from torchvision.models import AlexNet
+
+    lines = textwrap.dedent(inspect.getsource(AlexNet.__init__)).splitlines()
+    start = next(i for i, line in enumerate(lines) if "self.features = nn.Sequential(" in line)
+    close = next(i for i in range(start, len(lines)) if lines[i].strip() == ")")
+    features = [line.strip() for line in lines[start + 1:close]]
+    pools = [i for i, line in enumerate(features) if line.startswith("nn.MaxPool2d(")]
+    cuts = [0, pools[0] + 1, pools[1] + 1, len(features)]
+    rest = lines[close + 1:]
+    stop = next(i for i, line in enumerate(rest) if line.strip() == ")")
+    where = f"# torchvision {torchvision.__version__.split('+')[0]}, torchvision/models/alexnet.py, AlexNet.__init__"
+    blocks = {
+        name: "\n".join([f"{where}: features[{a}:{b}]", *features[a:b]])
+        for name, a, b in zip(TORCHVISION_BLOCKS, cuts, cuts[1:])
+    }
+    head = [line.strip() for line in rest[:stop + 1]]  # self.avgpool = ..., self.classifier = nn.Sequential(, ..., )
+    blocks["classifier"] = "\n".join([f"{where}: avgpool, classifier", *head[:2], *("    " + h for h in head[2:-1]), head[-1]])
+    return blocks
 
 
 def dims(shape) -> str:
@@ -164,6 +197,10 @@ def main(argv=None) -> int:
         architecture_figure(report, spec, args.out / f"arch-{variant}.svg")
         parity_figure(report, args.out / f"parity-{variant}.svg")
         print(f"wrote {variant}: arch, shapes, parity ({report.verdict()})")
+        if variant == "torchvision":
+            for name, code in torchvision_blocks().items():
+                write_text(args.out / f"torchvision-torch-{name}.py", code + "\n")
+            print("wrote torchvision: torchvision's own layers, block by block")
     return 0
 
 

@@ -3,6 +3,8 @@
 import contextlib
 import os
 import pathlib
+import signal
+import subprocess
 import textwrap
 
 import numpy as np
@@ -85,6 +87,22 @@ def subprocess_env(**extra) -> dict:
     Keras backend this run tests (tests/conftest.py)."""
     return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3",
             "KERAS_BACKEND": KERAS_BACKEND, **extra}
+
+
+def run_in_group(args, *, env: dict, timeout: float, merge_output: bool = False) -> tuple[int, str, str]:
+    """Run ``args`` in its own process group, so workers and grandchildren share its fate: past
+    ``timeout`` the whole group is killed and the test fails with the end of the output.
+    Returns (exit code, stdout, stderr); with ``merge_output`` stderr is folded into stdout."""
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT if merge_output else subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{' '.join(map(str, args))} ran past {timeout} s; its output ends:\n{(err or out)[-6000:]}")
+    return proc.returncode, out, err or ""
 
 
 # The Keras backend of this run (tests/conftest.py sets it before Keras is imported). The suite runs

@@ -15,7 +15,7 @@ import pytest
 
 from alexnet_spec import runs
 from parity.replicas_keras import FLOOR_FACTOR, tf_mirrored, tf_multi_worker
-from tests.reference import ROOT, subprocess_env
+from tests.reference import ROOT, run_in_group, subprocess_env
 
 SMALL = ["--variant", "cifar", "--data", "digits", "--limit", "64", "--batch-size", "16", "--no-progress"]
 
@@ -73,15 +73,7 @@ def _train(out, *extra):
 
 def _run(args, timeout, **env):
     """``args`` in its own process group (the local workers join it); the group is killed on timeout."""
-    proc = subprocess.Popen(args, cwd=ROOT, env=subprocess_env(OMP_NUM_THREADS="1", **env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"{' '.join(map(str, args))} ran past {timeout} s; stderr ends:\n{err[-4000:]}")
-    return proc.returncode, out, err
+    return run_in_group(args, env=subprocess_env(OMP_NUM_THREADS="1", **env), timeout=timeout)
 
 
 def _alive(pids):

@@ -4,9 +4,6 @@ a ``.safetensors`` written by torch is read by a process that can import only ke
 
 import importlib.util
 import json
-import os
-import signal
-import subprocess
 import sys
 import textwrap
 
@@ -17,7 +14,12 @@ import torch
 import alexnet_torch
 from parity import random_batch, randomize_torch
 from parity.compare import DEFAULT_RTOL
-from tests.reference import ROOT, import_blocker, subprocess_env, torch_float64
+from tests.reference import (
+    import_blocker,
+    run_in_group,
+    subprocess_env,
+    torch_float64,
+)
 
 OTHER_BACKENDS = ("jax", "torch")
 
@@ -53,19 +55,6 @@ DESELECT = (
 CHILD_TIMEOUT_S = 1800  # measured 837 s (jax) and about 620 s (torch) on 2 cores shared with other runs
 
 
-def _run_bounded(args, *, env, timeout):
-    """Run ``args`` in its own process group; on timeout kill the group (grandchildren included)."""
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"{' '.join(args)} ran past {timeout} s; its output ends:\n{out[-6000:]}")
-    return proc.returncode, out
-
-
 def _require(module):
     assert importlib.util.find_spec(module), f"{module} is not installed: it is in the test extra (pip install -e '.[test]')"
 
@@ -76,7 +65,8 @@ def test_keras_and_parity_tests_pass_on_backend(backend):
     _require(backend)
     args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs", "--durations=5", *SELECTION,
             *(f"--deselect={node}" for node in DESELECT)]  # not -q: it hides the header
-    code, out = _run_bounded(args, env=subprocess_env(KERAS_BACKEND=backend), timeout=CHILD_TIMEOUT_S)
+    code, out, _ = run_in_group(args, env=subprocess_env(KERAS_BACKEND=backend), timeout=CHILD_TIMEOUT_S,
+                               merge_output=True)
     assert f"keras backend: {backend}" in out, f"the child did not run on {backend}:\n{out[:3000]}"
     assert code == 0, f"on KERAS_BACKEND={backend}, exit {code}; the child's output ends:\n{out[-8000:]}"
     print(out[-1500:])  # its slowest tests and summary line, shown with -rP
@@ -134,6 +124,6 @@ def test_safetensors_from_torch_read_with_only_keras_and_jax(tmp_path):
         cases.append({"name": name, "variant": variant, "options": options, "rtol": DEFAULT_RTOL})
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     args = [sys.executable, "-c", KERAS_AND_JAX_ONLY, str(tmp_path)]
-    code, out = _run_bounded(args, env=subprocess_env(KERAS_BACKEND="jax"), timeout=600)
+    code, out, _ = run_in_group(args, env=subprocess_env(KERAS_BACKEND="jax"), timeout=600, merge_output=True)
     assert code == 0 and "keras and jax only: ok" in out, out[-4000:]
     assert [line.split()[0] for line in out.splitlines() if line.endswith(" agrees")] == [c[0] for c in CASES]

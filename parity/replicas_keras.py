@@ -16,10 +16,11 @@ difference: the steps move them by a small fraction), and the maximum over varia
 - ``fp32_floor``: the reference against float64, the rounding fp32 allows one process;
 - ``replicas_vs_float64``: the replicas against float64.
 
-``ok``: ``difference`` within ``FLOOR_FACTOR`` fp32 floors. On TensorFlow the floor is large for
-``cifar`` (measured 0.2 of fc1's change after one step, seed 0, batch 8: the one-process fp32 step,
-not the replicas, is the one far from float64; docs/scaling.md), so ``replicas_vs_float64`` is
-reported beside it.
+``ok``: ``difference`` within ``FLOOR_FACTOR`` fp32 floors. A floor can be large: where a ReLU's
+input lies within fp32 rounding of zero, fp32 and float64 take different sides of it and the step's
+gradient jumps (seed 0: one fc1 unit of one image on TensorFlow ``cifar`` at batch 8, 0.2 of fc1's
+change after one step; one conv3 unit on JAX ``paper`` at batch 4; docs/scaling.md). So
+``replicas_vs_float64`` is reported beside it.
 
 Replicas sum their gradients in another order than one process, so ``paper`` is equal up to fp32
 reduction order: ``difference`` of the order of ``fp32_floor``. ``cifar`` needs BatchNorm statistics

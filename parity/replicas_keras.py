@@ -298,6 +298,10 @@ def _fit(job, data, replicas, sync) -> dict:
         keras.utils.set_random_seed(job["seed"])
         model = alexnet_keras.build(job["variant"], dropout=0.0, **options)
         floats = [v for v in model.variables if "float" in str(v.dtype)]
+        wrong = [v.path for v in floats if keras.backend.standardize_dtype(v.dtype) != keras.config.floatx()]
+        if wrong:  # Keras caches its dtype policy: a float64 run must really be one
+            raise RuntimeError(f"{job['role']} run in {keras.config.floatx()} built {wrong[0]} in another dtype; "
+                               "set floatx (and the dtype policy) before the first layer is made")
         init = work / "init.npz"
         if job["role"] == "reference" and job["precision"] == "float32":
             np.savez(init, **{v.path: np.asarray(v) for v in floats})

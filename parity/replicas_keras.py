@@ -106,9 +106,10 @@ class KerasReplicasReport:
         widths = [max(len(c) for c in col) for col in zip(head, *body)]
         fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
         first = next(iter(self.rows.values()))
-        lines = [f"{self.variant}: Keras replicas vs one process, {first['steps']} SGD steps of model.fit at global "
+        title = (f"{self.variant}: Keras replicas vs one process, {first['steps']} SGD steps of model.fit at global "
                  f"batch {first['batch']} (seed {first['seed']}, dropout off); the final weights, relative to each "
-                 "variable's float64 change", fmt(head), fmt(["-" * w for w in widths]), *map(fmt, body)]
+                 "variable's float64 change")
+        lines = [title, fmt(head), fmt(["-" * w for w in widths]), *map(fmt, body)]
         bad = [n for n, r in self.rows.items() if not r["ok"]]
         if bad:
             lines.append(f"FAIL: {', '.join(bad)} beyond {FLOOR_FACTOR:g}x the fp32 floor: the replicas do not "

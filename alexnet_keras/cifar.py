@@ -40,7 +40,8 @@ def AlexNetCifar(
 
     inputs = keras.Input((32, 32, 3), name="image")
     # --8<-- [start:block1]
-    # conv1: 32x32x3 -> 8x8x96 (SAME at stride 4 pads 3 before, 4 after), pool -> 4x4x96
+    # conv1: 32x32x3 -> 8x8x96 (SAME at stride 4 pads 3 before, 4 after),
+    # pool -> 4x4x96
     x = layers.Conv2D(96, 11, strides=4, padding="same", name="conv1")(inputs)
     x = layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name="conv1_bn")(x)
     x = layers.Activation("relu", name="conv1_relu")(x)
@@ -82,7 +83,8 @@ def AlexNetCifar(
     x = layers.Activation("relu", name="fc3_relu")(x)
     x = layers.Dropout(dropout, name="fc3_dropout")(x)
     x = layers.Dense(num_classes, name="predictions")(x)
-    outputs = layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name="predictions_bn")(x)
+    outputs = layers.BatchNormalization(epsilon=1e-3, momentum=0.99,
+                                        name="predictions_bn")(x)
     if not logits:
         outputs = layers.Activation("softmax", name="predictions_softmax")(outputs)
     # --8<-- [end:classifier]

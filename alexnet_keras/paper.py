@@ -52,25 +52,32 @@ def AlexNetPaper(
     inputs = keras.Input((227, 227, 3), name="image")
     # --8<-- [start:block1]
     # conv1: 227x227x3 -> 55x55x96, pool -> 27x27x96
-    x = layers.Conv2D(96, 11, strides=4, padding="valid", name="conv1", **_init(init, 0.0))(inputs)
+    x = layers.Conv2D(96, 11, strides=4, padding="valid", name="conv1",
+                      **_init(init, 0.0))(inputs)
     x = layers.ReLU(name="conv1_relu")(x)
-    x = LocalResponseNormalization(size=5, alpha=alpha, beta=0.75, k=k, name="norm1")(x)
+    x = LocalResponseNormalization(size=5, alpha=alpha, beta=0.75, k=k,
+                                   name="norm1")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
     # --8<-- [end:block1]
     # --8<-- [start:block2]
-    # conv2 (two towers): 27 -> 27 ("same" = padding 2 at stride 1), pool -> 13x13x256
-    x = layers.Conv2D(256, 5, padding="same", groups=2, name="conv2", **_init(init, 1.0))(x)
+    # conv2 (two towers): 27 -> 27 ("same" = padding 2 at stride 1),
+    # pool -> 13x13x256
+    x = layers.Conv2D(256, 5, padding="same", groups=2, name="conv2",
+                      **_init(init, 1.0))(x)
     x = layers.ReLU(name="conv2_relu")(x)
-    x = LocalResponseNormalization(size=5, alpha=alpha, beta=0.75, k=k, name="norm2")(x)
+    x = LocalResponseNormalization(size=5, alpha=alpha, beta=0.75, k=k,
+                                   name="norm2")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool2")(x)
     # --8<-- [end:block2]
     # --8<-- [start:block3]
     # conv3, conv4 (two towers), conv5 (two towers): 13 -> 13, pool -> 6x6x256
     x = layers.Conv2D(384, 3, padding="same", name="conv3", **_init(init, 0.0))(x)
     x = layers.ReLU(name="conv3_relu")(x)
-    x = layers.Conv2D(384, 3, padding="same", groups=2, name="conv4", **_init(init, 1.0))(x)
+    x = layers.Conv2D(384, 3, padding="same", groups=2, name="conv4",
+                      **_init(init, 1.0))(x)
     x = layers.ReLU(name="conv4_relu")(x)
-    x = layers.Conv2D(256, 3, padding="same", groups=2, name="conv5", **_init(init, 1.0))(x)
+    x = layers.Conv2D(256, 3, padding="same", groups=2, name="conv5",
+                      **_init(init, 1.0))(x)
     x = layers.ReLU(name="conv5_relu")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool5")(x)
     # --8<-- [end:block3]

@@ -22,7 +22,8 @@ def preprocess_input(x):
         return _images.normalize(x)
     x = ops.cast(x, "float32")
     if x.shape[-1] != 3:
-        raise ValueError(f"expected RGB values on the last axis (..., 3); found shape {tuple(x.shape)}")
+        raise ValueError("expected RGB values on the last axis (..., 3); "
+                         f"found shape {tuple(x.shape)}")
     mean = ops.convert_to_tensor(np.asarray(_imagenet.MEAN, np.float32))
     std = ops.convert_to_tensor(np.asarray(_imagenet.STD, np.float32))
     return (x / 255.0 - mean) / std

@@ -113,7 +113,8 @@ def AlexNet(
 
     x = img_input
     # --8<-- [start:block1]
-    # conv1: 224x224x3 -> 55x55x64 (padding 2 on every side, as PyTorch's), pool -> 27x27x64
+    # conv1: 224x224x3 -> 55x55x64 (padding 2 on every side, as PyTorch's),
+    # pool -> 27x27x64
     x = layers.ZeroPadding2D(2, name="conv1_pad")(x)
     x = layers.Conv2D(64, 11, strides=4, padding="valid", name="conv1")(x)
     x = layers.ReLU(name="conv1_relu")(x)
@@ -138,7 +139,8 @@ def AlexNet(
 
     if include_top:
         # --8<-- [start:classifier]
-        # avgpool to 6x6 (any input of at least 63x63), fc1, fc2, predictions: 9216 -> 4096 -> 4096 -> classes
+        # avgpool to 6x6 (any input of at least 63x63),
+        # fc1, fc2, predictions: 9216 -> 4096 -> 4096 -> classes
         x = layers.AdaptiveAveragePooling2D((6, 6), name="avgpool")(x)
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dropout(dropout, name="fc1_dropout")(x)

@@ -60,19 +60,23 @@ def update_bn_stats(model, batches) -> int:
     ``batches`` (NHWC arrays), BatchNormalization in training mode, dropout off
     (``alexnet_spec.precise_bn``); returns how many layers it set. The model must be a chain of
     layers, as every network here is: each layer is called on the previous one's output."""
-    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [layer for layer in model.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
     if not norms:
         return 0
     moments = {layer.name: [] for layer in norms}
-    chain = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    chain = [layer for layer in model.layers
+             if not isinstance(layer, keras.layers.InputLayer)]
     for before, after in zip(chain, chain[1:]):
         if after.input is not before.output:
-            raise ValueError(f"{model.name}: {after.name} does not read {before.name}'s output; precise BatchNorm "
+            raise ValueError(f"{model.name}: {after.name} does not read "
+                             f"{before.name}'s output; precise BatchNorm "
                              "statistics here need a chain of layers")
     for x in batches:
         for layer in chain:
             if isinstance(layer, keras.layers.BatchNormalization):
-                moments[layer.name].append(batch_moments(np.asarray(x), layer.axis))
+                moments[layer.name].append(
+                    batch_moments(np.asarray(x), layer.axis))
                 x = layer(x, training=True)
             else:
                 x = layer(x, training=False)
@@ -95,7 +99,8 @@ class PreciseBN(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_test_begin(self, logs=None):
-        update_bn_stats(self.model, precise_bn_batches(self.pipeline, self.epoch, self.samples))
+        update_bn_stats(self.model, precise_bn_batches(self.pipeline, self.epoch,
+                                                       self.samples))
 # --8<-- [end:precise-bn]
 
 
@@ -127,8 +132,9 @@ class RunLogger(keras.callbacks.Callback):
 # --8<-- [start:compile]
 def compile_for_training(model, recipe: Recipe, lr: float | None = None):
     model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=recipe.lr if lr is None else lr, momentum=recipe.momentum,
-                                       weight_decay=recipe.weight_decay or None),
+        optimizer=keras.optimizers.SGD(
+            learning_rate=recipe.lr if lr is None else lr,
+            momentum=recipe.momentum, weight_decay=recipe.weight_decay or None),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1"),
                  keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")],
@@ -138,8 +144,9 @@ def compile_for_training(model, recipe: Recipe, lr: float | None = None):
 
 
 # --8<-- [start:train]
-def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_dir, config: runs.RunConfig,
-          *, resume: bool = False, progress: bool = True, replicas=None) -> list[dict]:
+def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_dir,
+          config: runs.RunConfig, *, resume: bool = False, progress: bool = True,
+          replicas=None) -> list[dict]:
     """Train ``model`` for ``config.epochs`` epochs; checkpoint and metrics in ``run_dir``.
 
     ``replicas`` (``alexnet_keras.distributed.replicas``): the model was built in its scope; the
@@ -148,15 +155,21 @@ def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_d
         compile_for_training(model, recipe, config.lr)
         rows, start = [], 0
         if resume:
-            rows, start = load_checkpoint(Path(run_dir) / runs.CHECKPOINTS["keras"], model, config)
+            rows, start = load_checkpoint(
+                Path(run_dir) / runs.CHECKPOINTS["keras"], model, config)
     train_seq, val_seq = BatchSequence(train_data), BatchSequence(val_data)
     schedule = keras.callbacks.LearningRateScheduler(
-        lambda epoch, lr: learning_rate(recipe, epoch, [r["val_top1"] for r in rows], lr=config.lr))
-    callbacks = [EpochSetter(train_seq), schedule, RunLogger(run_dir, config, rows, write=replicas is None or replicas.chief)]
+        lambda epoch, lr: learning_rate(
+            recipe, epoch, [r["val_top1"] for r in rows], lr=config.lr))
+    callbacks = [EpochSetter(train_seq), schedule,
+                 RunLogger(run_dir, config, rows,
+                           write=replicas is None or replicas.chief)]
     if config.precise_bn:
         callbacks.insert(2, PreciseBN(train_data, config.precise_bn))
-    model.fit(train_seq, validation_data=val_seq, initial_epoch=start, epochs=config.epochs,
-              shuffle=False,  # the sequence's own order; fit would shuffle a PyDataset's batches
+    model.fit(train_seq, validation_data=val_seq, initial_epoch=start,
+              epochs=config.epochs,
+              # the sequence's own order; fit would shuffle a PyDataset's batches
+              shuffle=False,
               callbacks=callbacks,
               verbose=1 if progress else 0)
     return rows

@@ -20,17 +20,22 @@ from torch import nn
 # --8<-- [start:biased]
 class _BiasedRunningVariance:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # No super().forward, no _check_input_dim: torch.jit.script and torch.fx take it as it is.
-        mean, var, count, momentum = self.running_mean, self.running_var, self.num_batches_tracked, self.momentum
-        if not self.training or mean is None or var is None or count is None:  # PyTorch's own formula
-            return F.batch_norm(x, mean, var, self.weight, self.bias, self.training or mean is None, 0.0, self.eps)
+        # No super().forward, no _check_input_dim: torch.jit.script and torch.fx take
+        # it as it is.
+        mean, var, count, momentum = (self.running_mean, self.running_var,
+                                      self.num_batches_tracked, self.momentum)
+        # PyTorch's own formula
+        if not self.training or mean is None or var is None or count is None:
+            return F.batch_norm(x, mean, var, self.weight, self.bias,
+                                self.training or mean is None, 0.0, self.eps)
         axes = [0] + list(range(2, x.dim()))
         with torch.no_grad():
             count.add_(1)
             m = momentum if momentum is not None else 1.0 / float(count)
             mean.lerp_(x.mean(axes), m)  # (1 - m) * running + m * batch
             var.lerp_(x.var(axes, unbiased=False), m)  # biased, as Keras
-        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0,
+                            self.eps)
 # --8<-- [end:biased]
 
 

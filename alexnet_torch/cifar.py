@@ -41,7 +41,8 @@ class AlexNetCifar(nn.Module):
             raise TypeError(f"logits must be True or False; found {logits!r}")
         self.features = nn.Sequential(
             # --8<-- [start:block1]
-            # conv1: 3x32x32 -> 96x8x8 (SAME at stride 4 pads 3 before, 4 after), pool -> 96x4x4
+            # conv1: 3x32x32 -> 96x8x8 (SAME at stride 4 pads 3 before, 4 after),
+            # pool -> 96x4x4
             Conv2dSame(3, 96, kernel_size=11, stride=4),
             BatchNorm2dKeras(96, **BN),
             nn.ReLU(inplace=True),

@@ -17,7 +17,8 @@ from torch import nn
 
 
 # --8<-- [start:same]
-def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+def same_padding(size: int, kernel: int, stride: int,
+                 dilation: int = 1) -> tuple[int, int]:
     """(before, after) padding of one axis under TensorFlow's SAME rule."""
     out = math.ceil(size / stride)
     total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
@@ -25,7 +26,8 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tupl
 
 
 def pad_same(
-    x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int] = (1, 1), value: float = 0.0
+    x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+    dilation: tuple[int, int] = (1, 1), value: float = 0.0
 ) -> torch.Tensor:
     """``x`` (N, C, H, W) padded as TensorFlow pads it for a SAME window of these sizes."""
     top, bottom = same_padding(x.shape[-2], kernel[0], stride[0], dilation[0])
@@ -35,8 +37,9 @@ def pad_same(
     return x
 
 
-# torch.fx records pad_same as one call (it reads the input's size, which a Proxy cannot give);
-# torch.jit.script compiles it from the annotations; trace and export run it on concrete sizes.
+# torch.fx records pad_same as one call (it reads the input's size, which a Proxy
+# cannot give); torch.jit.script compiles it from the annotations; trace and export
+# run it on concrete sizes.
 torch.fx.wrap("pad_same")
 
 
@@ -47,11 +50,15 @@ class Conv2dSame(nn.Conv2d):
     the Keras layer sequence one for one.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, dilation=1, groups: int = 1, bias: bool = True):
-        super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups, bias)
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1,
+                 dilation=1, groups: int = 1, bias: bool = True):
+        super().__init__(in_channels, out_channels, kernel_size, stride, 0,
+                         dilation, groups, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(pad_same(x, self.kernel_size, self.stride, self.dilation), self.weight, self.bias)
+        return self._conv_forward(
+            pad_same(x, self.kernel_size, self.stride, self.dilation),
+            self.weight, self.bias)
 # --8<-- [end:same]
 
 

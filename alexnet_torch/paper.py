@@ -83,7 +83,8 @@ class AlexNetPaper(nn.Module):
     # --8<-- [start:forward]
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting():
-            _checks.check_variant_input(x, "paper", self.features[0].weight.dtype)  # says what to do with a 224x224 or NHWC batch
+            # says what to do with a 224x224 or NHWC batch
+            _checks.check_variant_input(x, "paper", self.features[0].weight.dtype)
         x = self.features(x)
         x = torch.flatten(x, 1)  # the document's x.view(x.size(0), 256 * 6 * 6)
         x = self.classifier(x)

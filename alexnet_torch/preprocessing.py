@@ -23,7 +23,9 @@ def transforms(variant: str = "torchvision") -> torch.nn.Module:
     if variant == "torchvision":
         return AlexNet_Weights.IMAGENET1K_V1.transforms()
     spec = get_spec(variant)
-    return ImageClassification(crop_size=spec.input_size, resize_size=_imagenet.resize_size_for(spec.input_size))
+    return ImageClassification(
+        crop_size=spec.input_size,
+        resize_size=_imagenet.resize_size_for(spec.input_size))
 # --8<-- [end:transforms]
 
 

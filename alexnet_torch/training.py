@@ -74,21 +74,23 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
 
 
 # --8<-- [start:train-one-epoch]
-def train_one_epoch(model, optimizer, loader, *, weight_decay: float, progress: bool = False, desc: str = "",
-                    reduce=None):
+def train_one_epoch(model, optimizer, loader, *, weight_decay: float,
+                    progress: bool = False, desc: str = "", reduce=None):
     """One pass over ``loader``: mean loss and top-1 accuracy of the training batches (``reduce``:
     sums the loss, hits and count over replicas, ``Replicas.sum``)."""
     model.train()
     params = [p for group in optimizer.param_groups for p in group["params"]]
     total_loss, correct, seen = 0.0, 0, 0
-    device = next(model.parameters()).device  # a replica's GPU under nccl; else the CPU, a no-op
+    # a replica's GPU under nccl; else the CPU, a no-op
+    device = next(model.parameters()).device
     for images, targets in _bar(loader, progress, desc):
         images, targets = images.to(device), targets.to(device)
         output = model(images)
         loss = F.cross_entropy(output, targets)
         optimizer.zero_grad()
         loss.backward()
-        with torch.no_grad():  # Keras's decoupled weight decay, before the gradient step
+        # Keras's decoupled weight decay, before the gradient step
+        with torch.no_grad():
             lr = optimizer.param_groups[0]["lr"]
             for p in params:
                 p.add_(p, alpha=-lr * weight_decay)
@@ -109,11 +111,14 @@ def update_bn_stats(model, batches) -> int:
     ``batches`` (NHWC numpy arrays), BatchNorm in training mode, dropout off
     (``alexnet_spec.precise_bn``); returns how many layers it set. The variance is the biased one
     over thousands of values, what inference divides by, whichever convention training updates with."""
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    layers = [m for m in model.modules()
+              if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not layers:
         return 0
     moments = {m: [] for m in layers}
-    hooks = [m.register_forward_pre_hook(lambda m, args: moments[m].append(batch_moments(args[0].cpu().numpy(), 1)))
+    hooks = [m.register_forward_pre_hook(
+                 lambda m, args: moments[m].append(
+                     batch_moments(args[0].cpu().numpy(), 1)))
              for m in layers]
     device = layers[0].running_mean.device
     was_training = model.training
@@ -175,47 +180,63 @@ def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False,
 
 
 # --8<-- [start:train]
-def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_dir, config: runs.RunConfig,
-          *, resume: bool = False, workers: int = 0, progress: bool = True, replicas=None) -> list[dict]:
+def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_dir,
+          config: runs.RunConfig, *, resume: bool = False, workers: int = 0,
+          progress: bool = True, replicas=None) -> list[dict]:
     """Train ``model`` for ``config.epochs`` epochs; checkpoint and metrics in ``run_dir``.
 
     ``replicas`` (``alexnet_torch.distributed.setup()``, under torchrun): this process is one of
     several data-parallel replicas; the pipelines' batch size is the global batch."""
     run_dir = Path(run_dir)
     if replicas is not None:
-        model.to(replicas.device)  # before the optimizer: a resumed momentum lands on the replica's device
+        # before the optimizer: a resumed momentum lands on the replica's device
+        model.to(replicas.device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=recipe.momentum)  # decay: decoupled, in the loop
+    # decay: decoupled, in the loop
+    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=recipe.momentum)
     rows, start = [], 0
     if resume:
-        rows, start = load_checkpoint(run_dir / runs.CHECKPOINTS["torch"], model, optimizer, config)
+        rows, start = load_checkpoint(run_dir / runs.CHECKPOINTS["torch"], model,
+                                      optimizer, config)
     if replicas is None:
         net, reduce, writes = model, None, True
-        train_loader, val_loader = data_loader(train_data, workers=workers), data_loader(val_data, workers=workers)
+        train_loader, val_loader = (data_loader(train_data, workers=workers),
+                                    data_loader(val_data, workers=workers))
     else:
         net, reduce, writes = replicas.wrap(model), replicas.sum, replicas.main
-        train_loader, val_loader = replicas.loader(train_data, workers=workers), replicas.loader(val_data, workers=workers)
+        train_loader, val_loader = (replicas.loader(train_data, workers=workers),
+                                    replicas.loader(val_data, workers=workers))
     with contextlib.nullcontext() if replicas is None else replicas.guard(run_dir):
         for epoch in range(start, config.epochs):
             began = time.perf_counter()
-            lr = learning_rate(recipe, epoch, [r["val_top1"] for r in rows], lr=config.lr)
+            lr = learning_rate(recipe, epoch, [r["val_top1"] for r in rows],
+                               lr=config.lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             set_epoch(train_loader, epoch)
             if replicas is not None:
                 replicas.seed(config.seed, epoch)
-            train_loss, train_top1 = train_one_epoch(net, optimizer, train_loader, weight_decay=recipe.weight_decay,
-                                                     progress=progress, desc=f"epoch {epoch + 1}/{config.epochs}",
-                                                     reduce=reduce)
+            train_loss, train_top1 = train_one_epoch(
+                net, optimizer, train_loader, weight_decay=recipe.weight_decay,
+                progress=progress, desc=f"epoch {epoch + 1}/{config.epochs}",
+                reduce=reduce)
             if replicas is not None:
                 replicas.sync_buffers(model)
-            if config.precise_bn:  # every replica computes the same statistics from the same batches
-                update_bn_stats(model, precise_bn_batches(train_data, epoch, config.precise_bn))
-            val_loss, val_top1, val_top5 = evaluate(model, val_loader, reduce=reduce)
-            rows.append({"epoch": epoch + 1, "train_loss": train_loss, "train_top1": train_top1, "val_loss": val_loss,
-                         "val_top1": val_top1, "val_top5": val_top5, "lr": lr, "seconds": time.perf_counter() - began})
-            if writes:  # rank 0 alone; the barrier keeps the others from reading a file being written
-                save_checkpoint(run_dir / runs.CHECKPOINTS["torch"], model, optimizer, epoch + 1, rows, config)
+            # every replica computes the same statistics from the same batches
+            if config.precise_bn:
+                update_bn_stats(model, precise_bn_batches(train_data, epoch,
+                                                          config.precise_bn))
+            val_loss, val_top1, val_top5 = evaluate(model, val_loader,
+                                                    reduce=reduce)
+            rows.append({"epoch": epoch + 1, "train_loss": train_loss,
+                         "train_top1": train_top1, "val_loss": val_loss,
+                         "val_top1": val_top1, "val_top5": val_top5, "lr": lr,
+                         "seconds": time.perf_counter() - began})
+            # rank 0 alone; the barrier keeps the others from reading a file
+            # being written
+            if writes:
+                save_checkpoint(run_dir / runs.CHECKPOINTS["torch"], model,
+                                optimizer, epoch + 1, rows, config)
                 runs.write_metrics(run_dir, rows)
             if replicas is not None:
                 replicas.barrier()

@@ -239,7 +239,8 @@ def _torch_trainer(module, probabilities, lr, momentum, weight_decay, decay):
 
     params = [p for p in module.parameters() if p.requires_grad]
     coupled = weight_decay if decay == "coupled" else 0.0
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=coupled)
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum,
+                                weight_decay=coupled)
     dtype = next(module.parameters()).dtype
 
     def step(x, y) -> float:
@@ -253,7 +254,8 @@ def _torch_trainer(module, probabilities, lr, momentum, weight_decay, decay):
         optimizer.zero_grad()
         loss.backward()
         if decay == "decoupled" and weight_decay:
-            with torch.no_grad():  # Keras's decoupled decay, applied before the gradient step
+            # Keras's decoupled decay, applied before the gradient step
+            with torch.no_grad():
                 for p in params:
                     p.add_(p, alpha=-lr * weight_decay)
         optimizer.step()
@@ -273,17 +275,22 @@ def _keras_trainer(model, probabilities, lr, momentum, weight_decay):
         return -ops.log(ops.take_along_axis(y_pred, index, axis=1))[:, 0]
 
     def logit_loss(y_true, y_pred):
-        return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+        return keras.losses.sparse_categorical_crossentropy(y_true, y_pred,
+                                                            from_logits=True)
 
     model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=momentum, weight_decay=weight_decay or None),
+        optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=momentum,
+                                       weight_decay=weight_decay or None),
         loss=probability_loss if probabilities else logit_loss,
-        jit_compile=False,  # XLA may fuse and reorder; plain kernels are what we compare
-        run_eagerly=True,  # a few steps: tracing the train function would cost more than it saves
+        # XLA may fuse and reorder; plain kernels are what we compare
+        jit_compile=False,
+        # a few steps: tracing the train function would cost more than it saves
+        run_eagerly=True,
     )
 
     def step(x, y) -> float:
-        return float(model.train_on_batch(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), y))
+        return float(model.train_on_batch(
+            np.ascontiguousarray(x.transpose(0, 2, 3, 1)), y))
 
     return step
 # --8<-- [end:keras-step]

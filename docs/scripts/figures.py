@@ -83,7 +83,9 @@ def torchvision_blocks() -> dict[str, str]:
     cuts = [0, pools[0] + 1, pools[1] + 1, len(features)]
     rest = lines[close + 1:]
     stop = next(i for i, line in enumerate(rest) if line.strip() == ")")
-    where = f"# torchvision {torchvision.__version__.split('+')[0]}, torchvision/models/alexnet.py, AlexNet.__init__"
+    # Two comment lines: one would not fit a side-by-side column at 1366 px (tests/test_docs_site.py).
+    version = torchvision.__version__.split("+")[0]
+    where = f"# torchvision {version}, torchvision/models/alexnet.py,\n# AlexNet.__init__"
     blocks = {
         name: "\n".join([f"{where}: features[{a}:{b}]", *features[a:b]])
         for name, a, b in zip(TORCHVISION_BLOCKS, cuts, cuts[1:])

@@ -202,11 +202,10 @@ def test_torchrun_refuses_a_global_batch_that_does_not_split(tmp_path):
 # --- (c) a replica killed mid-epoch ----------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_killed_replica_ends_the_job_and_resume_continues_on_one_process(tmp_path):
-    out = tmp_path / "run"
-    args = ["--limit", "96", "--batch-size", "16", "--epochs", "3", "--out", str(out)]
-    proc = start([*TORCHRUN, "--nproc_per_node", "2", *TRAIN, "--sync-bn", *args])
+def _signal_rank1_after_epoch1(proc, out, sig, *, timeout):
+    """Wait for the job's first checkpointed epoch, send ``sig`` to replica 1 and wait for the job
+    to end; the group is killed if it outlives ``timeout``. Returns (exit code, stderr, seconds from
+    the signal to the end, the replicas' pids)."""
     workers = []
     try:
         deadline = time.monotonic() + 300
@@ -217,13 +216,21 @@ def test_killed_replica_ends_the_job_and_resume_continues_on_one_process(tmp_pat
         workers = children(proc.pid)
         rank1 = [pid for pid in workers if environ(pid).get(b"RANK") == b"1"]
         assert len(workers) == 2 and len(rank1) == 1, workers
-        killed_at = time.monotonic()
-        os.kill(rank1[0], signal.SIGKILL)
-        code, _, err, _ = finish(proc, timeout=120)
-        ended_in = time.monotonic() - killed_at
+        sent_at = time.monotonic()
+        os.kill(rank1[0], sig)
+        code, _, err, _ = finish(proc, timeout=timeout)
+        return code, err, time.monotonic() - sent_at, workers
     finally:
         if proc.poll() is None:
             kill_group(proc)
+
+
+@pytest.mark.slow
+def test_killed_replica_ends_the_job_and_resume_continues_on_one_process(tmp_path):
+    out = tmp_path / "run"
+    args = ["--limit", "96", "--batch-size", "16", "--epochs", "3", "--out", str(out)]
+    proc = start([*TORCHRUN, "--nproc_per_node", "2", *TRAIN, "--sync-bn", *args])
+    code, err, ended_in, workers = _signal_rank1_after_epoch1(proc, out, signal.SIGKILL, timeout=120)
     assert code != 0, err
     assert ended_in < 90, f"the job took {ended_in:.0f} s to end after a replica died"
     time.sleep(1)
@@ -258,23 +265,7 @@ def test_hung_replica_ends_the_job_after_the_timeout(tmp_path):
     out = tmp_path / "run"
     proc = start([*TORCHRUN, "--nproc_per_node", "2", *TRAIN, "--limit", "96", "--batch-size", "16", "--epochs", "2",
                   "--dist-timeout", "10", "--out", str(out)])
-    workers = []
-    try:
-        deadline = time.monotonic() + 300
-        while not (out / "metrics.csv").is_file():
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "no epoch within 300 s"
-            time.sleep(0.1)
-        workers = children(proc.pid)
-        rank1 = [pid for pid in workers if environ(pid).get(b"RANK") == b"1"]
-        assert len(rank1) == 1, workers
-        stopped_at = time.monotonic()
-        os.kill(rank1[0], signal.SIGSTOP)
-        code, _, err, _ = finish(proc, timeout=180)
-        ended_in = time.monotonic() - stopped_at
-    finally:
-        if proc.poll() is None:
-            kill_group(proc)
+    code, err, ended_in, workers = _signal_rank1_after_epoch1(proc, out, signal.SIGSTOP, timeout=180)
     assert code != 0, err
     # 10 s timeout, then torchrun's own grace period (30 s) before it kills the stopped replica
     assert ended_in < 120, f"the job took {ended_in:.0f} s to end after a replica hung"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import tempfile
 
 import pytest
 
@@ -36,6 +37,7 @@ def test_every_block_is_run_or_included_or_marked(page):
 def test_python_blocks_run(page, tmp_path, monkeypatch):
     """Each page's Python blocks run in order in one namespace, as a reader would paste them."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a page's mkdtemp() stays in tmp_path
     namespace: dict = {"__name__": f"docs_{page.stem}"}
     for block in blocks(page):
         if block.language != "python" or block.included:

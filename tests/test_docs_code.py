@@ -4,6 +4,7 @@ the CI jobs they show run the real CLI."""
 from __future__ import annotations
 
 import json
+import pathlib
 import shlex
 import tempfile
 
@@ -44,6 +45,11 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
             continue
         code = compile(block.body, f"{page.relative_to(ROOT)}:{block.line}", "exec")
         exec(code, namespace)  # noqa: S102  (our own docs)
+    # what a page writes stays in tmp_path (a weight file is 240 MB; left in /tmp they filled CI's disk)
+    for name, value in namespace.items():
+        if isinstance(value, pathlib.Path) and value.is_absolute() and value.exists():
+            where = value.resolve()
+            assert where.is_relative_to(tmp_path.resolve()) or where.is_relative_to(ROOT), f"{page.name}: {name} = {value}"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)

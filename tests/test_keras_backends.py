@@ -60,6 +60,7 @@ def _require(module):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(CHILD_TIMEOUT_S + 120)  # the child's own limit ends it first, with its output
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
 def test_keras_and_parity_tests_pass_on_backend(backend):
     _require(backend)

@@ -19,8 +19,10 @@ class AlexNetModel(keras.Model):
         self.options = dict(options or {})
 
     def __call__(self, inputs, *args, **kwargs):
+        # no walrus here: tf.function's AutoGraph cannot convert one, and warns on every trace
         check_input(inputs, self.variant, tuple(self.inputs[0].shape))
-        if _is_empty_batch(inputs) and (empty := self._empty_output()) is not None:
+        empty = self._empty_output() if _is_empty_batch(inputs) else None
+        if empty is not None:
             return keras.ops.convert_to_tensor(empty)
         return super().__call__(inputs, *args, **kwargs)
 
@@ -39,7 +41,8 @@ class AlexNetModel(keras.Model):
         """Keras's ``predict``, after the input check (Keras would trace a wrong shape and fail
         deep inside), and with an empty batch answered as ``(0, classes)``."""
         check_input(x, self.variant, tuple(self.inputs[0].shape))  # JAX's predict skips __call__
-        if _is_empty_batch(x) and (empty := self._empty_output()) is not None:
+        empty = self._empty_output() if _is_empty_batch(x) else None
+        if empty is not None:
             return empty
         return super().predict(x, *args, **kwargs)
 

@@ -96,3 +96,17 @@ def test_paper_initialization():
     assert biases == [0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0]
     kernel = model.get_layer("fc1").kernel.numpy()
     assert abs(kernel.std() - 0.01) < 1e-4
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="AutoGraph is TensorFlow's")
+def test_tf_function_converts_the_models_own_methods():
+    """tf.function runs AutoGraph over a model's __call__; one it cannot convert warns on every trace
+    ("AutoGraph could not transform ... Please report this to the TensorFlow team")."""
+    import tensorflow as tf
+
+    for method in (alexnet_keras.AlexNetModel.__call__, alexnet_keras.AlexNetModel.predict):
+        tf.autograph.to_code(method)  # raises ConversionError on what AutoGraph cannot convert
+    model = alexnet_keras.build("cifar")
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    traced = tf.function(lambda t: model(t, training=False))
+    np.testing.assert_allclose(traced(x).numpy(), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

@@ -138,6 +138,7 @@ def AlexNet(
     # --8<-- [end:block3]
 
     if include_top:
+        x = _repeat_single_pixel_axes(x)  # inputs of 63 to 94 pixels: see the function
         # --8<-- [start:classifier]
         # avgpool to 6x6 (any input of at least 63x63),
         # fc1, fc2, predictions: 9216 -> 4096 -> 4096 -> classes
@@ -223,3 +224,18 @@ def alexnet_torchvision(
     return AlexNet(
         weights=weights, classes=num_classes, classifier_activation=classifier_activation, name=name, **kwargs
     )
+
+
+def _repeat_single_pixel_axes(x):
+    """pool5's map repeated to 6 along an axis where it is 1 pixel (inputs of 63 to 94 pixels).
+
+    PyTorch's adaptive pooling repeats that pixel into all 6 bins, and after the repeat Keras's
+    ``AdaptiveAveragePooling2D`` has one pixel per bin: the same numbers. Without it Keras 3.15's
+    layer fails in a compiled function (``predict``, ``tf.function``, export) with a pooling
+    window of 2 over the 1 pixel; called eagerly it works.
+    """
+    h, w = x.shape[1:3]
+    if 1 not in (h, w):
+        return x
+    return layers.UpSampling2D((6 if h == 1 else 1, 6 if w == 1 else 1), name="avgpool_repeat")(x)
+

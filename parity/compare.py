@@ -144,8 +144,10 @@ def _keras_layer_outputs(model, x_nchw: np.ndarray, training: bool = False) -> l
     layers = [
         layer
         for layer in model.layers
-        # layers PyTorch does inside another module (conv padding) or as a function (flatten)
-        if not isinstance(layer, (keras.layers.InputLayer, keras.layers.Flatten, keras.layers.ZeroPadding2D))
+        # layers PyTorch does inside another module (conv padding; the repeat of a 1-pixel map that
+        # its adaptive pooling does, alexnet_keras/torchvision.py) or as a function (flatten)
+        if not isinstance(layer, (keras.layers.InputLayer, keras.layers.Flatten, keras.layers.ZeroPadding2D,
+                                  keras.layers.UpSampling2D))
     ]
     probe = keras.Model(model.inputs[0], [layer.output for layer in layers])
     outs = probe(np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)), training=training)

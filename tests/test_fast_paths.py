@@ -244,7 +244,10 @@ def test_keras_models_leave_xla_to_keras_until_optimized(variant):
     model.compile(loss="categorical_crossentropy")
     assert bool(model.jit_compile) is keras_auto
     assert alexnet_keras.optimize(model) is model
-    assert bool(model.jit_compile) is (keras.backend.backend() in ("tensorflow", "jax"))
+    if variant in alexnet_keras.fast.XLA_SLOWER:  # cifar: slower under XLA, left to Keras
+        assert bool(model.jit_compile) is keras_auto
+    else:
+        assert bool(model.jit_compile) is (keras.backend.backend() in ("tensorflow", "jax"))
 
 
 def test_optimized_keras_model_predicts_what_it_computes():
@@ -318,8 +321,9 @@ def test_optimized_keras_model_exports_a_savedmodel(tmp_path):
 
     import alexnet_keras
 
-    model = alexnet_keras.optimize(alexnet_keras.build("cifar", num_classes=10))
-    x = np.random.default_rng(3).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    model = alexnet_keras.optimize(alexnet_keras.build("torchvision", num_classes=10, input_shape=(64, 64, 3)))
+    assert model.jit_compile
+    x = np.random.default_rng(3).standard_normal((2, 64, 64, 3)).astype(np.float32)
     expected = model.predict(x, verbose=0)
     model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)
     reloaded = tf.saved_model.load(str(tmp_path / "saved"))  # kept: it owns the variables serve reads

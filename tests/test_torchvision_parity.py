@@ -39,6 +39,18 @@ def test_ported_torchvision_model_agrees(tv_torch, size):
     assert report.output.max_rel < 1e-5 and report.output.keras_vs_f64 < 1e-5
 
 
+@pytest.mark.parametrize("size", [(63, 63), (80, 300), (94, 94), (95, 95)])
+def test_predict_at_small_sizes_is_torchvisions_output(tv_torch, size):
+    """Inputs of 63 to 94 pixels leave pool5 1 pixel high or wide (95: 2 pixels). ``predict`` runs
+    the model compiled, where Keras's adaptive pooling of one pixel failed."""
+    keras_model = tv_keras_at(tv_torch, size)
+    x = random_batch((2, 3, *size), seed=2)
+    with torch.no_grad():
+        expected = tv_torch(torch.from_numpy(x)).numpy()
+    got = keras_model.predict(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), verbose=0)
+    assert np.max(np.abs(got - expected)) <= 1e-5 * np.max(np.abs(expected))
+
+
 def tv_keras_at(module, size):
     return torch_to_keras(module, input_shape=(*size, 3))
 

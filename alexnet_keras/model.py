@@ -19,7 +19,7 @@ class AlexNetModel(keras.Model):
         self.options = dict(options or {})
 
     def __call__(self, inputs, *args, **kwargs):
-        # no walrus here: tf.function's AutoGraph cannot convert one, and warns on every trace
+        # no walrus here: TensorFlow's AutoGraph cannot convert one, and warns on every trace
         check_input(inputs, self.variant, tuple(self.inputs[0].shape))
         empty = self._empty_output() if _is_empty_batch(inputs) else None
         if empty is not None:

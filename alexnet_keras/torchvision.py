@@ -231,7 +231,7 @@ def _repeat_single_pixel_axes(x):
 
     PyTorch's adaptive pooling repeats that pixel into all 6 bins, and after the repeat Keras's
     ``AdaptiveAveragePooling2D`` has one pixel per bin: the same numbers. Without it Keras 3.15's
-    layer fails in a compiled function (``predict``, ``tf.function``, export) with a pooling
+    layer fails in a compiled function (``predict``, a traced call, export) with a pooling
     window of 2 over the 1 pixel; called eagerly it works.
     """
     h, w = x.shape[1:3]

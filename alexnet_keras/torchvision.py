@@ -238,4 +238,3 @@ def _repeat_single_pixel_axes(x):
     if 1 not in (h, w):
         return x
     return layers.UpSampling2D((6 if h == 1 else 1, 6 if w == 1 else 1), name="avgpool_repeat")(x)
-

@@ -2,17 +2,15 @@
 
 XLA fuses the LRN's chain of element-wise ops, where the paper variant spends much of its time;
 on other variants and other CPUs it can be slower (docs/benchmarks.md), which is why Keras's
-``jit_compile="auto"`` leaves it off on CPU and why it is not on by default here either. On
-``cifar`` it is slower here (XLA's CPU convolutions on 4x4 and 2x2 maps), so ``optimize`` leaves
-that variant to Keras.
+``jit_compile="auto"`` leaves it off on CPU and why it is not on by default here either.
 """
 
 from __future__ import annotations
 
 import keras
 
-# Variants that run slower under XLA on CPU (make bench, docs/benchmarks.md): cifar's predict at
-# batch 32 ran at 73.6 img/s compiled against 216.5 without.
+# Variants that predict slower under XLA on CPU, which optimize leaves to Keras: cifar, whose small
+# 4x4 and 2x2 maps XLA's CPU convolutions handle badly (measured in docs/benchmarks.md).
 XLA_SLOWER = frozenset({"cifar"})
 
 

@@ -15,6 +15,7 @@ import alexnet_keras
 import alexnet_torch
 from alexnet_spec import imagenet
 from parity import compare, random_batch, randomize_torch, torch_to_keras
+from tests.reference import torch_float64
 
 PHOTOS = ("chelsea", "coffee", "astronaut")
 
@@ -46,9 +47,10 @@ def test_predict_at_small_sizes_is_torchvisions_output(tv_torch, size):
     keras_model = tv_keras_at(tv_torch, size)
     x = random_batch((2, 3, *size), seed=2)
     with torch.no_grad():
-        expected = tv_torch(torch.from_numpy(x)).numpy()
+        fp32 = tv_torch(torch.from_numpy(x)).numpy()
     got = keras_model.predict(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), verbose=0)
-    assert np.max(np.abs(got - expected)) <= 1e-5 * np.max(np.abs(expected))
+    for expected in (fp32, torch_float64(tv_torch, x)):  # torchvision's output, and the float64 reference
+        assert np.max(np.abs(got - expected)) <= 1e-5 * np.max(np.abs(expected))
 
 
 def tv_keras_at(module, size):

@@ -16,19 +16,31 @@ from alexnet_spec.port import keras_to_torch, torch_to_keras
 from alexnet_spec.tables import get_table
 
 
+def _dense_layout(layer, arrays: list) -> list:
+    """The arrays with a kernel as ``Dense`` stores it, (input_dim, units): the layout every port
+    and file uses. ``optimize``'s ``TransposedDense`` stores it the other way round; transposing
+    is its own inverse, so this serves reading and writing alike."""
+    if getattr(layer, "kernel_transposed", False):
+        return [arrays[0].T, *arrays[1:]]
+    return arrays
+
+
 def layer_weights(model: keras.Model) -> dict[str, list]:
     """Weights per layer name, numpy, for layers that have any."""
-    return {layer.name: [w.numpy() if hasattr(w, "numpy") else keras.ops.convert_to_numpy(w) for w in layer.weights]
+    return {layer.name: _dense_layout(layer, [w.numpy() if hasattr(w, "numpy") else keras.ops.convert_to_numpy(w)
+                                              for w in layer.weights])
             for layer in model.layers if layer.weights}
 
 
 def expected_shapes(model: keras.Model) -> dict[str, tuple]:
-    return {f"{layer.name}/{w.name}": tuple(w.shape) for layer in model.layers for w in layer.weights}
+    return {f"{layer.name}/{w.name}": shape for layer in model.layers
+            for w, shape in zip(layer.weights, _dense_layout(layer, [tuple(w.shape) for w in layer.weights]))}
 
 
 def set_layer_weights(model: keras.Model, weights: dict[str, list]) -> keras.Model:
     for name, arrays in weights.items():
-        model.get_layer(name).set_weights(arrays)
+        layer = model.get_layer(name)
+        layer.set_weights(_dense_layout(layer, arrays))
     return model
 
 

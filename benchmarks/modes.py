@@ -78,7 +78,7 @@ def _keras_jit_call(model, x_nchw):
 
 
 def _keras_optimized_predict(model, x_nchw):
-    """``alexnet_keras.optimize`` changes the model in place (XLA on): run this mode last."""
+    """``alexnet_keras.optimize`` returns a new model (the literal one is left as it is)."""
     import alexnet_keras
 
     return _keras_predict(alexnet_keras.optimize(model), x_nchw)
@@ -93,5 +93,5 @@ TORCH_MODES = (*BASELINE_MODES, Mode("torch", "optimize()", False, _torch_optimi
 KERAS_MODES = (
     Mode("keras", "predict", True, _keras_predict),
     Mode("keras", "jit call", False, _keras_jit_call),
-    Mode("keras", "optimize() predict", False, _keras_optimized_predict),  # last: it turns XLA on in place
+    Mode("keras", "optimize() predict", False, _keras_optimized_predict),
 )

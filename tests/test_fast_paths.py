@@ -243,11 +243,89 @@ def test_keras_models_leave_xla_to_keras_until_optimized(variant):
     assert bool(model.jit_compile) is keras_auto
     model.compile(loss="categorical_crossentropy")
     assert bool(model.jit_compile) is keras_auto
-    assert alexnet_keras.optimize(model) is model
+    fast = alexnet_keras.optimize(model)
+    assert fast is not model and bool(model.jit_compile) is keras_auto  # the literal model is left as it was
+    assert fast.compiled and fast.variant == variant and fast.options == model.options
     if variant in alexnet_keras.fast.XLA_SLOWER:  # cifar: slower under XLA, left to Keras
-        assert bool(model.jit_compile) is keras_auto
+        assert bool(fast.jit_compile) is keras_auto
     else:
-        assert bool(model.jit_compile) is (keras.backend.backend() in ("tensorflow", "jax"))
+        assert bool(fast.jit_compile) is (keras.backend.backend() in ("tensorflow", "jax"))
+
+
+@pytest.mark.parametrize("variant", ["paper", "torchvision"])
+def test_optimized_keras_model_is_the_float64_network(variant):
+    """The opt-in model (towers, transposed dense kernels, XLA) judged as the literal one is: every
+    parameter random, against the same weights run in float64, at parity's tolerance."""
+    from parity import keras_to_torch, random_batch, randomize_torch, torch_to_keras
+    from parity.compare import DEFAULT_RTOL
+    from tests.reference import torch_float64
+
+    import alexnet_keras
+    from alexnet_spec import get_spec
+
+    module = randomize_torch(alexnet_torch.build(variant, num_classes=10), seed=5)
+    plain = torch_to_keras(module)
+    fast = alexnet_keras.optimize(plain)
+    x = random_batch((3, *get_spec(variant).input_shape_nchw), seed=5)
+    got = fast.predict(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), verbose=0)
+    assert rel_error(torch_float64(module, x), got) <= DEFAULT_RTOL
+    kinds = {type(layer).__name__ for layer in fast.layers}
+    assert "TransposedDense" in kinds and "Dense" not in kinds
+    assert ("TowerConv2D" in kinds) is (variant == "paper")  # the grouped convolutions, paper's only
+    assert [w.name for w in fast.weights] == [w.name for w in plain.weights]
+    back = keras_to_torch(fast)  # ports read the fast model's kernels in Dense's layout
+    for (key, a), (key2, b) in zip(module.state_dict().items(), back.state_dict().items(), strict=True):
+        assert key == key2 and torch.equal(a, b), key
+
+
+def test_fast_layers_compute_what_keras_layers_compute():
+    import keras
+
+    from alexnet_keras.fast import TowerConv2D, TransposedDense
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 9, 9, 8)).astype(np.float32)
+    grouped = keras.layers.Conv2D(6, 3, strides=2, padding="same", groups=2)
+    towers = TowerConv2D.from_config(grouped.get_config())
+    grouped.build(x.shape), towers.build(x.shape)
+    towers.set_weights(grouped.get_weights())
+    assert rel_error(keras.ops.convert_to_numpy(grouped(x)), keras.ops.convert_to_numpy(towers(x))) <= 1e-6
+    flat = x.reshape(2, -1)
+    dense = keras.layers.Dense(5, activation="relu")
+    dense.build(flat.shape)
+    dense.set_weights([rng.standard_normal(w.shape).astype(np.float32) for w in dense.get_weights()])
+    transposed = TransposedDense.replacing(dense)
+    transposed.build(flat.shape)
+    transposed.set_weights([dense.get_weights()[0].T, dense.get_weights()[1]])
+    assert transposed.kernel.shape == (5, flat.shape[1])  # nn.Linear's layout
+    assert rel_error(keras.ops.convert_to_numpy(dense(flat)), keras.ops.convert_to_numpy(transposed(flat))) <= 1e-6
+
+
+def test_optimize_refuses_a_dense_layer_it_cannot_rewrite():
+    import alexnet_keras
+
+    model = alexnet_keras.build("cifar", num_classes=10)
+    model.get_layer(next(l.name for l in model.layers if type(l).__name__ == "Dense")).enable_lora(2)
+    with pytest.raises(ValueError, match="before adding LoRA"):
+        alexnet_keras.optimize(model)
+
+
+def test_optimized_keras_model_trains():
+    """``fit`` runs on the fast model with the plain model's compile settings; the plain model's
+    weights stay where they were."""
+    import keras
+
+    import alexnet_keras
+
+    model = alexnet_keras.build("paper", num_classes=4)
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    fast = alexnet_keras.optimize(model)
+    x = np.random.default_rng(3).standard_normal((2, 227, 227, 3)).astype(np.float32)
+    history = fast.fit(x, np.array([0, 3]), epochs=1, batch_size=2, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert any(not np.array_equal(a, b) for a, b in zip(fast.get_weights()[:1], before[:1]))
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
 
 
 def test_optimized_keras_model_predicts_what_it_computes():
@@ -259,9 +337,10 @@ def test_optimized_keras_model_predicts_what_it_computes():
     x = np.random.default_rng(0).standard_normal((2, 227, 227, 3)).astype(np.float32)
     called = keras.ops.convert_to_numpy(model(x, training=False))
     plain = model.predict(x, verbose=0)
-    alexnet_keras.optimize(model)
+    fast = alexnet_keras.optimize(model)
     assert rel_error(called, plain) <= 1e-5
-    assert rel_error(called, model.predict(x, verbose=0)) <= 1e-5
+    assert rel_error(called, fast.predict(x, verbose=0)) <= 1e-5
+    assert rel_error(called, keras.ops.convert_to_numpy(fast(x, training=False))) <= 1e-5
 
 
 def test_keras_predict_is_keras_predict(monkeypatch):
@@ -291,7 +370,7 @@ def test_keras_predict_is_keras_predict(monkeypatch):
 
 @pytest.mark.parametrize("variant", ["cifar", "paper"])  # paper: its LocalResponseNormalization layer
 def test_optimized_keras_model_saves_and_reloads_in_safe_mode(variant, tmp_path):
-    """XLA is a setting of the running model, not of the file: the reloaded model has the same
+    """XLA is a setting of the running model, not of the file: the reloaded fast model has the same
     layers and numbers, leaves XLA to Keras again, and takes ``optimize`` again."""
     import keras
 
@@ -302,14 +381,17 @@ def test_optimized_keras_model_saves_and_reloads_in_safe_mode(variant, tmp_path)
     x = np.random.default_rng(2).standard_normal((2, *get_spec(variant).input_shape_nhwc)).astype(np.float32)
     plain = keras.ops.convert_to_numpy(model(x, training=False))
     keras_auto = bool(model.jit_compile)
-    alexnet_keras.optimize(model)
-    model.save(tmp_path / "m.keras")
+    fast = alexnet_keras.optimize(model)
+    fast.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
-    assert type(loaded) is type(model) and [w.path for w in loaded.weights] == [w.path for w in model.weights]
+    assert type(loaded) is type(model) and loaded.variant == variant
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in fast.layers]
+    assert [w.path for w in loaded.weights] == [w.path for w in fast.weights]
     assert bool(loaded.jit_compile) is keras_auto
     assert rel_error(plain, loaded.predict(x, verbose=0)) <= 1e-5
-    assert alexnet_keras.optimize(loaded) is loaded
-    assert rel_error(plain, loaded.predict(x, verbose=0)) <= 1e-5
+    again = alexnet_keras.optimize(loaded)  # already fast: copied as it is, XLA on again
+    assert [type(layer) for layer in again.layers] == [type(layer) for layer in fast.layers]
+    assert rel_error(plain, again.predict(x, verbose=0)) <= 1e-5
 
 
 def test_optimized_keras_model_exports_a_savedmodel(tmp_path):

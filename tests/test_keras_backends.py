@@ -45,6 +45,7 @@ SELECTION = (
     "tests/test_loading_safety.py::test_a_keras_softmax_head_is_not_ported_to_a_logits_model",
     "tests/test_fast_paths.py::test_keras_lrn_equals_pytorch_in_float64",
     "tests/test_fast_paths.py::test_keras_models_leave_xla_to_keras_until_optimized",
+    "tests/test_fast_paths.py::test_fast_layers_compute_what_keras_layers_compute",
     "tests/test_fast_paths.py::test_keras_predict_is_keras_predict",
 )
 DESELECT = (

@@ -21,6 +21,8 @@ from alexnet_keras.weights import layer_weights, set_layer_weights
 # Variants that predict slower under XLA on CPU, which optimize leaves to Keras: cifar, whose small
 # 4x4 and 2x2 maps XLA's CPU convolutions handle badly (measured in docs/benchmarks.md).
 XLA_SLOWER = frozenset({"cifar"})
+# Kernel regularizers that see every element alike, so a transposed kernel gives the same penalty.
+_ELEMENTWISE = (keras.regularizers.L1, keras.regularizers.L2, keras.regularizers.L1L2)
 
 
 @keras.saving.register_keras_serializable(package="alexnet_keras")
@@ -29,9 +31,10 @@ class TowerConv2D(layers.Conv2D):
     the same kernel, config and weights as the ``Conv2D`` it replaces, the same numbers."""
 
     def convolution_op(self, inputs, kernel):
-        if self.groups == 1:
+        # channels-first stays one call: TensorFlow's CPU convolution takes no NCHW, Conv2D's handles it
+        if self.groups == 1 or self.data_format != "channels_last":
             return super().convolution_op(inputs, kernel)
-        axis = -1 if self.data_format == "channels_last" else 1
+        axis = -1
         towers = zip(ops.split(inputs, self.groups, axis=axis), ops.split(kernel, self.groups, axis=-1))
         return ops.concatenate(
             [
@@ -46,8 +49,9 @@ class TowerConv2D(layers.Conv2D):
 @keras.saving.register_keras_serializable(package="alexnet_keras")
 class TransposedDense(layers.Layer):
     """``Dense`` whose kernel is stored ``(units, input_dim)``, as ``nn.Linear`` stores its weight;
-    ``x @ kernel.T + bias``, the same product as ``Dense``'s. Ports and weight files see the
-    kernel in ``Dense``'s layout (``alexnet_keras.weights``), so a fast model ports like a plain one."""
+    ``x @ kernel.T + bias``, the same product as ``Dense``'s. Ports and ``.safetensors`` files see the
+    kernel in ``Dense``'s layout (``alexnet_keras.weights``), and a fresh one is initialized as
+    ``Dense`` initializes its own (the same fan-in and fan-out), then transposed."""
 
     kernel_transposed = True
 
@@ -71,11 +75,18 @@ class TransposedDense(layers.Layer):
     def replacing(cls, dense: layers.Dense) -> "TransposedDense":
         """An unbuilt ``TransposedDense`` with ``dense``'s config (its name included)."""
         config = dense.get_config()
-        unsupported = {k: config.get(k) for k in ("lora_rank", "quantization_config") if config.get(k)}
-        if unsupported or getattr(dense, "quantization_mode", None):
+        found = [k for k in ("lora_rank", "quantization_config") if config.get(k)]
+        if getattr(dense, "quantization_mode", None):
+            found.append("a quantized kernel")
+        if dense.kernel_constraint is not None:  # MaxNorm and the like act along an axis of the kernel
+            found.append(f"kernel_constraint {type(dense.kernel_constraint).__name__}")
+        if dense.kernel_regularizer is not None and type(dense.kernel_regularizer) not in _ELEMENTWISE:
+            found.append(f"kernel_regularizer {type(dense.kernel_regularizer).__name__}")
+        if found:
             raise ValueError(
-                f"optimize() rewrites plain Dense layers; {dense.name!r} has {unsupported or 'a quantized kernel'}. "
-                "Optimize the model before adding LoRA or quantizing it."
+                f"optimize() stores Dense kernels transposed, which Dense layer {dense.name!r} does not "
+                f"allow: it has {', '.join(found)}. Call the model without optimize() (or turn on XLA "
+                "alone with model.compile(..., jit_compile=True))."
             )
         keep = ("name", "trainable", "dtype", "units", "activation", "use_bias", "kernel_initializer",
                 "bias_initializer", "kernel_regularizer", "bias_regularizer", "kernel_constraint",
@@ -84,7 +95,7 @@ class TransposedDense(layers.Layer):
 
     def build(self, input_shape):
         self.kernel = self.add_weight(
-            name="kernel", shape=(self.units, input_shape[-1]), initializer=self.kernel_initializer,
+            name="kernel", shape=(self.units, input_shape[-1]), initializer=self._transposed_init,
             regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
         )
         self.bias = None
@@ -95,9 +106,11 @@ class TransposedDense(layers.Layer):
             )
         self.input_spec = layers.InputSpec(min_ndim=2, axes={-1: input_shape[-1]})
 
+    def _transposed_init(self, shape, dtype=None):
+        return ops.transpose(self.kernel_initializer(shape[::-1], dtype=dtype))
+
     def call(self, inputs):
-        # einsum, not matmul of a transpose: under XLA the latter took 108 ms for fc1 at batch 1
-        # against 8 ms (the transpose is materialized), and both took 52 ms at batch 32
+        # einsum rather than matmul of a transpose, which XLA materializes (docs/benchmarks.md)
         x = ops.einsum("...i,oi->...o", inputs, self.kernel)
         if self.bias is not None:
             x = ops.add(x, self.bias)
@@ -126,8 +139,8 @@ def _copy_layer(layer: layers.Layer) -> layers.Layer:
 
 
 def _xla_layer(layer: layers.Layer) -> layers.Layer:
-    """The twin of a layer that is faster under XLA (and only there: without XLA, TensorFlow ran
-    the transposed kernel's product 4x slower than ``Dense``'s), or a plain copy."""
+    """The twin of a layer that is faster under XLA (and only there: without XLA, TensorFlow runs
+    the transposed kernel's product more slowly than ``Dense``'s), or a plain copy."""
     if type(layer) is layers.Conv2D and layer.groups > 1:
         return TowerConv2D.from_config(layer.get_config())
     if type(layer) is layers.Dense:
@@ -140,21 +153,34 @@ def optimize(model: keras.Model) -> keras.Model:
     """A new model computing what ``model`` computes, faster under ``predict``/``fit``/``evaluate``:
     XLA on (``jit_compile=True``), with grouped convolutions as towers and dense kernels in
     ``nn.Linear``'s layout, on the backends where Keras takes that switch; for the variants XLA
-    slows down (cifar), and elsewhere, a plain copy. ``model`` is left as it is; its weights are copied, and its compile settings
-    too (an optimizer starts fresh). Ports and weight files read it as they read the plain model.
-    Saved and reloaded, it keeps its layers and loses the XLA switch, which
-    is a setting of the running model: call ``optimize`` again after loading."""
+    slows down (cifar), and on other backends, a plain copy. ``model`` is left as it is; the copy
+    gets its weights and, as ``keras.models.clone_model`` gives them, its compile settings (with a
+    fresh optimizer). Ports and weight files read it as they read the plain model. Saved and
+    reloaded, it keeps its layers and loses the XLA switch, a setting of the running model: call
+    ``optimize`` again after loading."""
     if not isinstance(model, keras.Model):
-        raise TypeError(f"optimize() takes a Keras model; found {type(model).__name__}")
+        raise TypeError(
+            f"alexnet_keras.optimize() takes a Keras model; found {type(model).__name__}. "
+            "For a torch module use alexnet_torch.optimize()."
+        )
+    if not _is_graph_model(model):
+        raise ValueError(
+            f"alexnet_keras.optimize() rebuilds a functional or Sequential model layer by layer; "
+            f"{type(model).__name__} is a subclassed model, whose layers it cannot rebuild. Build the "
+            "model with alexnet_keras.build(), or turn on XLA alone with model.compile(..., jit_compile=True)."
+        )
     xla = getattr(model, "variant", None) not in XLA_SLOWER and keras.backend.backend() in ("tensorflow", "jax")
     fast = keras.models.clone_model(model, clone_function=_xla_layer if xla else _copy_layer)
-    set_layer_weights(fast, layer_weights(model))  # each kernel in its layer's own layout
+    set_layer_weights(fast, layer_weights(model))  # the helpers hand every kernel over in Dense's layout
     if isinstance(model, AlexNetModel):
         fast.variant, fast.options = model.variant, dict(model.options)
-    if model.compiled:
-        fast.compile_from_config(model.get_compile_config())
     if xla:
         fast.jit_compile = True
-        fast.predict_function = fast.train_function = fast.test_function = None  # rebuilt with XLA
     return fast
 # --8<-- [end:optimize]
+
+
+def _is_graph_model(model: keras.Model) -> bool:
+    """Functional or Sequential: what ``clone_model`` can rebuild with new layers. Keras exports
+    no ``Functional`` class, so its name in the class's bases is what is checked."""
+    return isinstance(model, keras.Sequential) or any(c.__name__ == "Functional" for c in type(model).__mro__)

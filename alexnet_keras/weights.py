@@ -21,12 +21,13 @@ def _dense_layout(layer, arrays: list) -> list:
     and file uses. ``optimize``'s ``TransposedDense`` stores it the other way round; transposing
     is its own inverse, so this serves reading and writing alike."""
     if getattr(layer, "kernel_transposed", False):
-        return [arrays[0].T, *arrays[1:]]
+        kernel = arrays[0]
+        return [kernel[::-1] if isinstance(kernel, tuple) else kernel.T, *arrays[1:]]
     return arrays
 
 
 def layer_weights(model: keras.Model) -> dict[str, list]:
-    """Weights per layer name, numpy, for layers that have any."""
+    """Weights per layer name, numpy, for layers that have any; dense kernels in ``Dense``'s layout."""
     return {layer.name: _dense_layout(layer, [w.numpy() if hasattr(w, "numpy") else keras.ops.convert_to_numpy(w)
                                               for w in layer.weights])
             for layer in model.layers if layer.weights}
@@ -61,7 +62,9 @@ def load_weights(model: keras.Model, path: str | os.PathLike) -> keras.Model:
             model.set_weights(before)
             raise ValueError(
                 f"{path} could not be loaded into {model.name} ({first_line(err)}). It may be "
-                "truncated, or saved from another variant or num_classes."
+                "truncated, or saved from another variant or num_classes, or from a model of "
+                "alexnet_keras.optimize() into a plain one or the other way round (Keras files them "
+                "by layer class): use .safetensors between those."
             ) from err
         for warning in caught:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)

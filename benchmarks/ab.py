@@ -46,8 +46,7 @@ def main(argv=None) -> int:
     after_torch.load_state_dict(before_torch.state_dict())
     before_keras = torch_to_keras(before_torch)
     before_keras.jit_compile = False  # Keras's "auto" on a machine without a GPU
-    after_keras = alexnet_keras.optimize(alexnet_keras.build("paper"))
-    after_keras.set_weights(before_keras.get_weights())
+    after_keras = alexnet_keras.optimize(before_keras)  # a new model with the same weights
     x = random_batch((args.batch, 3, 227, 227), seed=1)
     xt = torch.from_numpy(x)
     xk = x.transpose(0, 2, 3, 1).copy()

@@ -257,11 +257,12 @@ def test_keras_models_leave_xla_to_keras_until_optimized(variant):
 def test_optimized_keras_model_is_the_float64_network(variant):
     """The opt-in model (towers, transposed dense kernels, XLA) judged as the literal one is: every
     parameter random, against the same weights run in float64, at parity's tolerance."""
+    import keras
+
+    import alexnet_keras
     from parity import keras_to_torch, random_batch, randomize_torch, torch_to_keras
     from parity.compare import DEFAULT_RTOL
     from tests.reference import torch_float64
-
-    import alexnet_keras
     from alexnet_spec import get_spec
 
     module = randomize_torch(alexnet_torch.build(variant, num_classes=10), seed=5)
@@ -271,26 +272,33 @@ def test_optimized_keras_model_is_the_float64_network(variant):
     got = fast.predict(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), verbose=0)
     assert rel_error(torch_float64(module, x), got) <= DEFAULT_RTOL
     kinds = {type(layer).__name__ for layer in fast.layers}
-    assert "TransposedDense" in kinds and "Dense" not in kinds
-    assert ("TowerConv2D" in kinds) is (variant == "paper")  # the grouped convolutions, paper's only
-    assert [w.name for w in fast.weights] == [w.name for w in plain.weights]
+    if keras.backend.backend() in ("tensorflow", "jax"):  # the backends where optimize turns XLA on
+        assert "TransposedDense" in kinds and "Dense" not in kinds
+        assert ("TowerConv2D" in kinds) is (variant == "paper")  # the grouped convolutions, paper's only
+    assert [w.path for w in fast.weights] == [w.path for w in plain.weights]
     back = keras_to_torch(fast)  # ports read the fast model's kernels in Dense's layout
     for (key, a), (key2, b) in zip(module.state_dict().items(), back.state_dict().items(), strict=True):
         assert key == key2 and torch.equal(a, b), key
 
 
-def test_fast_layers_compute_what_keras_layers_compute():
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_fast_layers_compute_what_keras_layers_compute(data_format):
     import keras
 
     from alexnet_keras.fast import TowerConv2D, TransposedDense
 
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((2, 9, 9, 8)).astype(np.float32)
-    grouped = keras.layers.Conv2D(6, 3, strides=2, padding="same", groups=2)
+    x = rng.standard_normal((2, 9, 9, 8) if data_format == "channels_last" else (2, 8, 9, 9)).astype(np.float32)
+    grouped = keras.layers.Conv2D(6, 3, strides=2, padding="same", groups=2, data_format=data_format)
     towers = TowerConv2D.from_config(grouped.get_config())
     grouped.build(x.shape), towers.build(x.shape)
+    grouped.set_weights([rng.standard_normal(w.shape).astype(np.float32) for w in grouped.get_weights()])
     towers.set_weights(grouped.get_weights())
-    assert rel_error(keras.ops.convert_to_numpy(grouped(x)), keras.ops.convert_to_numpy(towers(x))) <= 1e-6
+    try:
+        expected = keras.ops.convert_to_numpy(grouped(x))
+    except Exception as error:  # TensorFlow's CPU kernels take no channels-first convolution
+        pytest.skip(f"Keras's Conv2D itself fails here: {type(error).__name__}")
+    assert rel_error(expected, keras.ops.convert_to_numpy(towers(x))) <= 1e-6
     flat = x.reshape(2, -1)
     dense = keras.layers.Dense(5, activation="relu")
     dense.build(flat.shape)
@@ -302,13 +310,90 @@ def test_fast_layers_compute_what_keras_layers_compute():
     assert rel_error(keras.ops.convert_to_numpy(dense(flat)), keras.ops.convert_to_numpy(transposed(flat))) <= 1e-6
 
 
-def test_optimize_refuses_a_dense_layer_it_cannot_rewrite():
+def test_optimize_refuses_what_it_cannot_rebuild():
+    import keras
+
     import alexnet_keras
 
     model = alexnet_keras.build("torchvision", num_classes=10, input_shape=(64, 64, 3))
     model.get_layer("fc1").enable_lora(2)
-    with pytest.raises(ValueError, match="before adding LoRA"):
+    with pytest.raises(ValueError, match="'fc1'.*lora_rank.*without optimize"):
         alexnet_keras.optimize(model)
+    inputs = keras.Input((4,))
+    constrained = keras.Model(inputs, keras.layers.Dense(3, kernel_constraint=keras.constraints.MaxNorm(2.0))(inputs))
+    with pytest.raises(ValueError, match="kernel_constraint MaxNorm"):
+        alexnet_keras.optimize(constrained)
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.dense(x)
+
+    with pytest.raises(ValueError, match="subclassed model.*jit_compile=True"):
+        alexnet_keras.optimize(Subclassed())
+    with pytest.raises(TypeError, match="alexnet_torch.optimize"):
+        alexnet_keras.optimize(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("kind", ["functional", "sequential"])
+def test_optimize_takes_any_functional_or_sequential_model(kind):
+    import keras
+
+    import alexnet_keras
+
+    stack = [keras.layers.Conv2D(4, 3, groups=2), keras.layers.Flatten(), keras.layers.Dense(5, activation="relu"),
+             keras.layers.Dense(3, kernel_regularizer="l2")]
+    if kind == "sequential":
+        model = keras.Sequential([keras.Input((6, 6, 2)), *stack])
+    else:
+        inputs = x = keras.Input((6, 6, 2))
+        for layer in stack:
+            x = layer(x)
+        model = keras.Model(inputs, x)
+    x = np.random.default_rng(4).standard_normal((3, 6, 6, 2)).astype(np.float32)
+    fast = alexnet_keras.optimize(model)
+    assert type(fast) is type(model)
+    assert rel_error(model.predict(x, verbose=0), fast.predict(x, verbose=0)) <= 1e-5
+    assert len(fast.losses) == len(model.losses) == 1  # the L2 penalty came along
+
+
+def test_optimized_and_plain_models_read_each_others_weight_files(tmp_path):
+    """``.safetensors`` files (kernels in Dense's layout) cross between a fast and a plain model in
+    both directions; Keras's ``.weights.h5``, which files weights by layer class, does not, and the
+    refusal says what to use instead. Each kind reloads into its own kind."""
+    import keras
+
+    import alexnet_keras
+    from alexnet_keras.weights import expected_shapes
+
+    def model():
+        return alexnet_keras.build("torchvision", num_classes=10, input_shape=(64, 64, 3))
+
+    plain = model()
+    fast = alexnet_keras.optimize(plain)
+    assert expected_shapes(fast) == expected_shapes(plain)
+    x = np.random.default_rng(6).standard_normal((2, 64, 64, 3)).astype(np.float32)
+    expected = plain.predict(x, verbose=0)
+    for name, source in (("fast", fast), ("plain", plain)):
+        for suffix in (".safetensors", ".weights.h5"):
+            alexnet_keras.save_weights(source, tmp_path / f"{name}{suffix}")
+    into_plain = alexnet_keras.load_weights(model(), tmp_path / "fast.safetensors")
+    into_fast = alexnet_keras.load_weights(alexnet_keras.optimize(model()), tmp_path / "plain.safetensors")
+    assert np.array_equal(into_plain.predict(x, verbose=0), expected)
+    assert rel_error(expected, into_fast.predict(x, verbose=0)) <= 1e-5
+    again = alexnet_keras.load_weights(alexnet_keras.optimize(model()), tmp_path / "fast.weights.h5")
+    assert all(np.array_equal(a, b) for a, b in zip(again.get_weights(), fast.get_weights()))
+    if any(getattr(layer, "kernel_transposed", False) for layer in fast.layers):
+        with pytest.raises(ValueError, match=r"alexnet_keras.optimize\(\).*use .safetensors"):
+            alexnet_keras.load_weights(model(), tmp_path / "fast.weights.h5")
+    else:  # a backend without XLA: optimize's model is a plain copy
+        assert rel_error(expected, alexnet_keras.load_weights(model(), tmp_path / "fast.weights.h5").predict(x, verbose=0)) <= 1e-6
+    fast.save(tmp_path / "fast.keras")
+    reloaded = keras.saving.load_model(tmp_path / "fast.keras", safe_mode=True)
+    assert all(np.array_equal(a, b) for a, b in zip(reloaded.get_weights(), fast.get_weights()))
 
 
 def test_optimized_keras_model_trains():
@@ -322,10 +407,14 @@ def test_optimized_keras_model_trains():
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
     before = [w.copy() for w in model.get_weights()]
     fast = alexnet_keras.optimize(model)
+    assert fast.compiled and fast.loss == model.loss
     x = np.random.default_rng(3).standard_normal((2, 227, 227, 3)).astype(np.float32)
     history = fast.fit(x, np.array([0, 3]), epochs=1, batch_size=2, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    assert any(not np.array_equal(a, b) for a, b in zip(fast.get_weights()[:1], before[:1]))
+    trained = {w.path: keras.ops.convert_to_numpy(w) for w in fast.trainable_weights}
+    untouched = {w.path: b for w, b in zip(model.weights, before)}
+    assert all(not np.array_equal(trained[p], untouched[p].T if trained[p].shape != untouched[p].shape else untouched[p])
+               for p in trained), "every weight of the fast model moves in a step of SGD"
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
 
 

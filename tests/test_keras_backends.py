@@ -46,6 +46,9 @@ SELECTION = (
     "tests/test_fast_paths.py::test_keras_lrn_equals_pytorch_in_float64",
     "tests/test_fast_paths.py::test_keras_models_leave_xla_to_keras_until_optimized",
     "tests/test_fast_paths.py::test_fast_layers_compute_what_keras_layers_compute",
+    "tests/test_fast_paths.py::test_optimized_keras_model_is_the_float64_network",
+    "tests/test_fast_paths.py::test_optimize_takes_any_functional_or_sequential_model",
+    "tests/test_fast_paths.py::test_optimized_and_plain_models_read_each_others_weight_files",
     "tests/test_fast_paths.py::test_keras_predict_is_keras_predict",
 )
 DESELECT = (

@@ -34,15 +34,14 @@ class TowerConv2D(layers.Conv2D):
         # channels-first stays one call: TensorFlow's CPU convolution takes no NCHW, Conv2D's handles it
         if self.groups == 1 or self.data_format != "channels_last":
             return super().convolution_op(inputs, kernel)
-        axis = -1
-        towers = zip(ops.split(inputs, self.groups, axis=axis), ops.split(kernel, self.groups, axis=-1))
+        towers = zip(ops.split(inputs, self.groups, axis=-1), ops.split(kernel, self.groups, axis=-1))
         return ops.concatenate(
             [
                 ops.conv(x, k, strides=list(self.strides), padding=self.padding,
                          dilation_rate=self.dilation_rate, data_format=self.data_format)
                 for x, k in towers
             ],
-            axis=axis,
+            axis=-1,
         )
 
 
@@ -155,8 +154,8 @@ def optimize(model: keras.Model) -> keras.Model:
     ``nn.Linear``'s layout, on the backends where Keras takes that switch; for the variants XLA
     slows down (cifar), and on other backends, a plain copy. ``model`` is left as it is; the copy
     gets its weights and, as ``keras.models.clone_model`` gives them, its compile settings (with a
-    fresh optimizer). Ports and weight files read it as they read the plain model. Saved and
-    reloaded, it keeps its layers and loses the XLA switch, a setting of the running model: call
+    fresh optimizer). Ports and ``.safetensors`` files read it as they read the plain model;
+    Keras's ``.weights.h5`` does not cross between the two. Saved and reloaded, it keeps its layers and loses the XLA switch, a setting of the running model: call
     ``optimize`` again after loading."""
     if not isinstance(model, keras.Model):
         raise TypeError(

@@ -155,8 +155,9 @@ def optimize(model: keras.Model) -> keras.Model:
     slows down (cifar), and on other backends, a plain copy. ``model`` is left as it is; the copy
     gets its weights and, as ``keras.models.clone_model`` gives them, its compile settings (with a
     fresh optimizer). Ports and ``.safetensors`` files read it as they read the plain model;
-    Keras's ``.weights.h5`` does not cross between the two. Saved and reloaded, it keeps its layers and loses the XLA switch, a setting of the running model: call
-    ``optimize`` again after loading."""
+    Keras's ``.weights.h5`` does not cross between the two. Saved and reloaded, it keeps its layers
+    and loses the XLA switch, a setting of the running model: call ``optimize`` again after
+    loading."""
     if not isinstance(model, keras.Model):
         raise TypeError(
             f"alexnet_keras.optimize() takes a Keras model; found {type(model).__name__}. "

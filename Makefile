@@ -8,7 +8,7 @@ export NO_MKDOCS_2_WARNING := 1
 
 # The docs' measured tables and figures: regenerated when the code they measure changes.
 GENERATED := docs/assets/generated
-MEASURED := $(wildcard alexnet_spec/*.py alexnet_torch/*.py alexnet_keras/*.py parity/*.py)
+MEASURED := $(wildcard alexnet_spec/*.py alexnet_training/*.py alexnet_torch/*.py alexnet_keras/*.py parity/*.py alexnet_cli/*.py)
 
 # make demo's training runs: short (minutes on two cores); docs/training.md has the longer run
 DEMO_TRAIN ?= --epochs 2 --batch-size 32 --dropout 0
@@ -40,13 +40,13 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m parity check --all
-	$(PY) -m parity.demo
+	$(PY) -m alexnet_cli.demo
 	$(PY) -m parity check --variant cifar --train-step
 	$(PY) -m parity check --variant cifar --train-steps 10
 	# the cifar network trained on scikit-learn's digits in both frameworks, a short run each
-	$(PY) -m parity.training --framework torch --variant cifar --data digits $(DEMO_TRAIN) --out build/demo-runs/torch --force
-	$(PY) -m parity.training --framework keras --variant cifar --data digits $(DEMO_TRAIN) --out build/demo-runs/keras --force
-	$(PY) -m parity.training plot build/demo-runs/torch build/demo-runs/keras --out build/demo-runs/curves.png --force
+	$(PY) -m alexnet_cli.train --framework torch --variant cifar --data digits $(DEMO_TRAIN) --out build/demo-runs/torch --force
+	$(PY) -m alexnet_cli.train --framework keras --variant cifar --data digits $(DEMO_TRAIN) --out build/demo-runs/keras --force
+	$(PY) -m alexnet_cli.train plot build/demo-runs/torch build/demo-runs/keras --out build/demo-runs/curves.png --force
 
 test: $(STAMP) browser
 	$(PY) -m pytest

@@ -12,7 +12,7 @@ from keras import ops
 
 from alexnet_spec import get_spec
 from alexnet_spec import imagenet as _imagenet
-from alexnet_spec import images as _images
+from alexnet_training import images as _images
 
 
 # --8<-- [start:preprocess]
@@ -34,7 +34,7 @@ def load_image(source, variant: str = "torchvision") -> np.ndarray:
     """One image (path or PIL image), resized and center-cropped: float32 (H, W, 3), 0..255.
 
     Follow with :func:`preprocess_input`. Mode handling (grayscale, RGBA, CMYK ...) and the
-    minimum size are those of ``alexnet_spec.images.open_rgb``.
+    minimum size are those of ``alexnet_training.images.open_rgb``.
     """
     spec = get_spec(variant)
     return _images.load_image(

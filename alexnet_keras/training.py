@@ -1,8 +1,8 @@
 """Training AlexNet in Keras: ``model.fit`` with callbacks, fed by a ``keras.utils.PyDataset``.
 
-The batches come from ``alexnet_spec.augment.Pipeline`` (numpy, seeded by seed, epoch and index),
+The batches come from ``alexnet_training.augment.Pipeline`` (numpy, seeded by seed, epoch and index),
 the same arrays the PyTorch loop's ``DataLoader`` yields. The numbers come from an
-``alexnet_spec.recipes.Recipe``: ``keras.optimizers.SGD`` with its own (decoupled) weight decay,
+``alexnet_training.recipes.Recipe``: ``keras.optimizers.SGD`` with its own (decoupled) weight decay,
 the learning rate set each epoch by ``keras.callbacks.LearningRateScheduler`` from the recipe's
 schedule.
 
@@ -22,11 +22,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from alexnet_spec import runs
-from alexnet_spec.augment import Pipeline
+from alexnet_training import runs
+from alexnet_training.augment import Pipeline
 from alexnet_spec.files import atomic_write
-from alexnet_spec.precise_bn import batch_moments, combine_moments, precise_bn_batches
-from alexnet_spec.recipes import Recipe, learning_rate
+from alexnet_training.precise_bn import batch_moments, combine_moments, precise_bn_batches
+from alexnet_training.recipes import Recipe, learning_rate
 
 
 class BatchSequence(keras.utils.PyDataset):
@@ -58,7 +58,7 @@ class EpochSetter(keras.callbacks.Callback):
 def update_bn_stats(model, batches) -> int:
     """Set every BatchNormalization's moving statistics to the mean and variance of its inputs over
     ``batches`` (NHWC arrays), BatchNormalization in training mode, dropout off
-    (``alexnet_spec.precise_bn``); returns how many layers it set. The model must be a chain of
+    (``alexnet_training.precise_bn``); returns how many layers it set. The model must be a chain of
     layers, as every network here is: each layer is called on the previous one's output."""
     norms = [layer for layer in model.layers
              if isinstance(layer, keras.layers.BatchNormalization)]

@@ -1,7 +1,7 @@
 """Data-parallel training on PyTorch's own engine: ``torchrun`` launches the processes,
 ``DistributedDataParallel`` averages their gradients.
 
-    torchrun --standalone --nproc_per_node 2 -m parity.training --framework torch --variant cifar ...
+    torchrun --standalone --nproc_per_node 2 -m alexnet_cli.train --framework torch --variant cifar ...
 
 :func:`setup` reads torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
 ``MASTER_PORT``) and joins the process group: gloo on CPU, nccl when CUDA is available. With
@@ -50,7 +50,7 @@ ENVIRONMENT = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 class ReplicaLost(RuntimeError):
     """Another replica stopped, or did not answer within the process group's timeout."""
 
-    for_user = True  # the message says what happened and what to do (parity.console)
+    for_user = True  # the message says what happened and what to do (alexnet_cli.console)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """ImageNet preprocessing and decoding for PyTorch: torchvision's own transforms.
 
 ``transforms()`` is the weights enum's (resize 256 bilinear antialiased, center crop 224,
-ImageNet mean/std); images are opened by ``alexnet_spec.images.open_rgb``, the same mode and size
+ImageNet mean/std); images are opened by ``alexnet_training.images.open_rgb``, the same mode and size
 decisions the Keras pipeline makes.
 """
 
@@ -13,7 +13,7 @@ from torchvision.transforms._presets import ImageClassification
 
 from alexnet_spec import get_spec
 from alexnet_spec import imagenet as _imagenet
-from alexnet_spec.images import open_rgb
+from alexnet_training.images import open_rgb
 
 
 # --8<-- [start:transforms]

@@ -1,10 +1,10 @@
 """Training AlexNet in PyTorch: a plain loop in the style of torchvision's classification references.
 
-The batches come from ``alexnet_spec.augment.Pipeline`` (numpy, seeded by seed, epoch and index),
+The batches come from ``alexnet_training.augment.Pipeline`` (numpy, seeded by seed, epoch and index),
 so a ``DataLoader`` with any number of workers yields what the Keras run's ``PyDataset`` yields.
-The numbers come from an ``alexnet_spec.recipes.Recipe``. Weight decay is Keras's, decoupled: the
+The numbers come from an ``alexnet_training.recipes.Recipe``. Weight decay is Keras's, decoupled: the
 loop applies ``w -= lr * wd * w`` before ``optimizer.step()`` instead of passing ``weight_decay``
-to SGD (which would run it through the momentum; see ``parity.train``).
+to SGD (which would run it through the momentum; see ``parity.steps``).
 
 Each epoch ends with an atomic checkpoint (model, optimizer, epoch, metrics rows, torch RNG state)
 and a rewritten ``metrics.csv``; :func:`train` with ``resume=True`` continues from it.
@@ -22,11 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from alexnet_spec import runs
-from alexnet_spec.augment import Pipeline
+from alexnet_training import runs
+from alexnet_training.augment import Pipeline
 from alexnet_spec.files import atomic_write
-from alexnet_spec.precise_bn import batch_moments, combine_moments, precise_bn_batches
-from alexnet_spec.recipes import Recipe, learning_rate
+from alexnet_training.precise_bn import batch_moments, combine_moments, precise_bn_batches
+from alexnet_training.recipes import Recipe, learning_rate
 
 
 class AugmentedDataset(Dataset):
@@ -109,7 +109,7 @@ def train_one_epoch(model, optimizer, loader, *, weight_decay: float,
 def update_bn_stats(model, batches) -> int:
     """Set every BatchNorm's running statistics to the mean and variance of its inputs over
     ``batches`` (NHWC numpy arrays), BatchNorm in training mode, dropout off
-    (``alexnet_spec.precise_bn``); returns how many layers it set. The variance is the biased one
+    (``alexnet_training.precise_bn``); returns how many layers it set. The variance is the biased one
     over thousands of values, what inference divides by, whichever convention training updates with."""
     layers = [m for m in model.modules()
               if isinstance(m, nn.modules.batchnorm._BatchNorm)]

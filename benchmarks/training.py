@@ -25,7 +25,7 @@ QUICK = timing.Budget(warmup=1, min_reps=2, min_seconds=0.0, max_seconds=6.0)
 
 
 def _recipe(variant: str):
-    from alexnet_spec.recipes import RECIPES, get_recipe
+    from alexnet_training.recipes import RECIPES, get_recipe
 
     return get_recipe(variant if variant in RECIPES else "cifar")
 
@@ -45,7 +45,7 @@ def torch_step(variant: str, x_nchw: np.ndarray, y: np.ndarray):
     import torch
 
     import alexnet_torch
-    from alexnet_spec import runs
+    from alexnet_training import runs
     from alexnet_torch.training import train_one_epoch
 
     recipe = _recipe(variant)
@@ -62,7 +62,7 @@ def keras_step(variant: str, x_nchw: np.ndarray, y: np.ndarray):
 
     import alexnet_keras
     from alexnet_keras.training import compile_for_training
-    from alexnet_spec import runs
+    from alexnet_training import runs
 
     recipe = _recipe(variant)
     keras.utils.set_random_seed(0)

@@ -1,5 +1,8 @@
+"""``python -m parity``: the ``alexnet-parity`` program (``alexnet_cli.parity``), kept for those who
+run it by this name. Only run as a program; importing ``parity`` never imports the commands."""
+
 import sys
 
-from parity.cli import main
+from alexnet_cli.parity import main
 
 sys.exit(main())

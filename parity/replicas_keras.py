@@ -177,9 +177,9 @@ def _write_batches(path, variant, steps, batch, seed) -> None:
 
     spec = get_spec(variant)
     if variant == "cifar":
-        from alexnet_spec.augment import Pipeline
-        from alexnet_spec.data import load_digits
-        from alexnet_spec.recipes import CIFAR
+        from alexnet_training.augment import Pipeline
+        from alexnet_training.data import load_digits
+        from alexnet_training.recipes import CIFAR
 
         pipeline = Pipeline(load_digits()[0], CIFAR.augment, train=True, seed=seed, batch_size=batch)
         pairs = [pipeline.batch(s % pipeline.num_batches, s // pipeline.num_batches) for s in range(steps)]
@@ -196,7 +196,7 @@ def _relative(a: dict, b: dict, init: dict, f64: dict) -> tuple[float, str]:
     """max over variables of max|a - b| / (the largest float64 change in the variable's group); and
     the variable where it peaks. A group is a layer's weights, or its moving statistics: a bias ahead
     of a BatchNorm has no gradient (the batch mean removes it), so its own change is weight decay
-    alone, below fp32's grain, and would make rounding look like an error (as in parity.train)."""
+    alone, below fp32's grain, and would make rounding look like an error (as in parity.steps)."""
     scales: dict[str, float] = {}
     for key, start in init.items():
         scales[_group(key)] = max(scales.get(_group(key), 0.0), float(np.max(np.abs(f64[key] - start))))

@@ -234,7 +234,7 @@ def test_bad_inputs_keras(shape, words):
 
 
 def test_cli_checks_cifar_in_both_output_modes(capsys):
-    from parity.cli import main
+    from alexnet_cli.parity import main
 
     assert main(["check", "--variant", "cifar"]) == 0
     assert "PASS: cifar" in capsys.readouterr().out

@@ -6,7 +6,7 @@ import torch
 import alexnet_torch
 from parity import compare, random_batch, torch_to_keras
 from parity.randomize import randomize_torch
-from parity.train import STEP_RTOL, TRAIN_RTOL, check_train_step
+from parity.steps import STEP_RTOL, TRAIN_RTOL, check_train_step
 
 
 def cifar(seed=0, **options):
@@ -77,7 +77,7 @@ def test_active_dropout_is_refused():
 
 
 def test_cli_train_step_exit_codes(capsys):
-    from parity.cli import main
+    from alexnet_cli.parity import main
 
     args = ["check", "--variant", "cifar", "--train-step", "--steps", "1", "--batch", "4"]
     assert main(args + ["--option", "logits=true"]) == 0  # the logits model trains alike too

@@ -14,9 +14,9 @@ import pytest
 import alexnet_torch
 import parity
 from parity import check as check_lib
-from parity import predict
-from parity.cli import main
-from parity.console import EXIT_ERROR
+from alexnet_cli import predict
+from alexnet_cli.parity import main
+from alexnet_cli.console import EXIT_ERROR
 from tests.reference import ROOT, subprocess_env
 
 # Stand-ins, in the format tensorflow-cpu 2.21 writes to file descriptor 2 at import on CPUs with
@@ -162,7 +162,7 @@ def test_predict_a_directory_and_cifar_are_refused_before_any_model_loads(tmp_pa
 
 
 def test_every_option_of_both_programs_has_help():
-    from parity.cli import parser as parity_parser
+    from alexnet_cli.parity import parser as parity_parser
 
     parsers = [predict.parser()]
     root = parity_parser()
@@ -177,7 +177,7 @@ def test_every_option_of_both_programs_has_help():
 
 FILTER_PROBE = """
 import ctypes, os, sys
-from parity.console import filtered_stderr
+from alexnet_cli.console import filtered_stderr
 with filtered_stderr():
     os.write(2, BANNER)
     line = b"W0000 00:00:1764300000.5   7 cpu_feature_guard.cc:210] written by C\\n"

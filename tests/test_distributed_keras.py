@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from alexnet_spec import runs
+from alexnet_training import runs
 from parity.replicas_keras import FLOOR_FACTOR, tf_mirrored, tf_multi_worker
 from tests.reference import ROOT, run_in_group, subprocess_env
 
@@ -68,7 +68,7 @@ def test_jax_data_parallel_on_two_host_devices_equals_one_process():
 
 
 def _train(out, *extra):
-    return [sys.executable, "-m", "parity.training", "--framework", "keras", *SMALL, "--out", str(out), *extra]
+    return [sys.executable, "-m", "alexnet_cli.train", "--framework", "keras", *SMALL, "--out", str(out), *extra]
 
 
 def _run(args, timeout, **env):
@@ -122,7 +122,7 @@ def test_distribution_requests_that_cannot_run_are_one_line_exit_2(tmp_path, ext
 
 
 def test_distribute_is_keras_only(tmp_path):
-    args = [sys.executable, "-m", "parity.training", "--framework", "torch", *SMALL, "--out", str(tmp_path / "r"),
+    args = [sys.executable, "-m", "alexnet_cli.train", "--framework", "torch", *SMALL, "--out", str(tmp_path / "r"),
             "--distribute", "mirrored"]
     code, _, err = _run(args, timeout=300)
     assert code == 2 and "--distribute runs Keras's engines" in err, err[-3000:]

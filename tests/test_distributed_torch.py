@@ -12,14 +12,14 @@ import time
 import numpy as np
 import pytest
 
-from alexnet_spec import runs
-from alexnet_spec.augment import Pipeline
-from alexnet_spec.data import load_digits, subset
-from alexnet_spec.recipes import CIFAR
+from alexnet_training import runs
+from alexnet_training.augment import Pipeline
+from alexnet_training.data import load_digits, subset
+from alexnet_training.recipes import CIFAR
 from tests.reference import ROOT, subprocess_env
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1"]
-TRAIN = ["-m", "parity.training", "--framework", "torch", "--variant", "cifar", "--data", "digits", "--no-progress"]
+TRAIN = ["-m", "alexnet_cli.train", "--framework", "torch", "--variant", "cifar", "--data", "digits", "--no-progress"]
 
 
 def start(args):
@@ -129,7 +129,7 @@ def test_sync_batchnorm_on_one_process_is_the_network_it_replaced():
     import torch
 
     from alexnet_torch.distributed import SyncBatchNormKeras, convert_sync_batchnorm
-    from parity.replicas import build
+    from parity.replicas_torch import build
 
     ref, sync = build("cifar", 0).double(), build("cifar", 0).double()
     assert convert_sync_batchnorm(sync) == 9
@@ -155,7 +155,7 @@ def test_sync_batchnorm_on_one_process_is_the_network_it_replaced():
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["paper", "cifar"])
 def test_two_replicas_reach_one_process_weights(variant):
-    from parity.replicas import FLOOR_MULTIPLE, check_replicas
+    from parity.replicas_torch import FLOOR_MULTIPLE, check_replicas
 
     report = check_replicas("torchrun/gloo", variant, replicas=2, steps=2, seed=0)
     print(report)

@@ -94,7 +94,7 @@ def test_ci_jobs_run_the_real_cli(tmp_path, monkeypatch, capsys):
     import alexnet_keras
     import alexnet_torch
     from parity import randomize_torch, torch_to_keras
-    from parity.cli import main
+    from alexnet_cli.parity import main
 
     commands = _ci_commands()
     assert any("pytest" in c for c in commands) and any("pip install" in c for c in commands)

@@ -101,8 +101,8 @@ def test_verify_catches_a_wrong_file(tmp_path):
 
 @pytest.mark.slow
 def test_cli_export(tmp_path, capsys):
-    from parity.cli import main
-    from parity.console import EXIT_ERROR, EXIT_OK
+    from alexnet_cli.parity import main
+    from alexnet_cli.console import EXIT_ERROR, EXIT_OK
 
     target = tmp_path / "paper.onnx"
     assert main(["export", "paper", str(target), "--exporter", "torchscript", "--json"]) == EXIT_OK

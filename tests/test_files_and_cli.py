@@ -15,7 +15,7 @@ import alexnet_torch
 import parity
 from alexnet_spec import exchange
 from parity import files
-from parity.cli import main
+from alexnet_cli.parity import main
 from tests.reference import subprocess_env
 
 

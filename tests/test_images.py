@@ -7,9 +7,9 @@ from PIL import Image
 
 import alexnet_keras
 import alexnet_torch
-from alexnet_spec.images import ImageError, open_rgb
-from parity import predict
-from parity.console import EXIT_ERROR
+from alexnet_training.images import ImageError, open_rgb
+from alexnet_cli import predict
+from alexnet_cli.console import EXIT_ERROR
 
 RNG = np.random.default_rng(0)
 
@@ -123,7 +123,7 @@ def test_premultiplied_alpha_modes_are_judged_by_their_alpha(mode):
 def test_cifar_images_are_resized_to_the_network_not_cropped_from_256():
     """A 32x32 network sees the whole (center-cropped) picture, resized with ImageNet's 256/224 ratio."""
     from alexnet_spec.imagenet import resize_size_for
-    from alexnet_spec.images import center_crop, resize_shorter
+    from alexnet_training.images import center_crop, resize_shorter
 
     image = _rgb((120, 90))
     assert resize_size_for(224) == 256 and resize_size_for(32) == 37

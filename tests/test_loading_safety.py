@@ -12,7 +12,7 @@ import alexnet_torch
 import parity
 from alexnet_spec import checksum
 from parity import files
-from parity.cli import main
+from alexnet_cli.parity import main
 
 
 @pytest.fixture(scope="module")

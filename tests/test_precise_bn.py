@@ -6,13 +6,13 @@ import copy
 import numpy as np
 import pytest
 
-from alexnet_spec.augment import Pipeline
-from alexnet_spec.data import load_digits, subset
-from alexnet_spec.precise_bn import batch_moments, combine_moments, precise_bn_batches
-from alexnet_spec.recipes import CIFAR
+from alexnet_training.augment import Pipeline
+from alexnet_training.data import load_digits, subset
+from alexnet_training.precise_bn import batch_moments, combine_moments, precise_bn_batches
+from alexnet_training.recipes import CIFAR
 
 # fp32 against float64 over a forward pass with batch statistics: the fc layers' inputs carry
-# ~2e-5 relative error (parity.train.TRAIN_RTOL's measurement); a lagging moving average is off by
+# ~2e-5 relative error (parity.steps.TRAIN_RTOL's measurement); a lagging moving average is off by
 # far more (checked below: the statistics before the update fail the same comparison).
 RTOL = 1e-4
 
@@ -121,7 +121,7 @@ def test_training_evaluates_with_the_precise_statistics(tmp_path, framework):
     (Keras validates inside ``fit``: the callback must act before that)."""
     import torch  # noqa: F401  (first: see parity._triton)
 
-    from alexnet_spec import runs
+    from alexnet_training import runs
 
     train_data, val_data = (subset(d, 48) for d in load_digits())
     config = runs.RunConfig(framework=framework, variant="cifar", recipe="cifar", data="digits limit=48", epochs=1,

@@ -13,7 +13,8 @@ import torchvision
 import alexnet_keras
 import alexnet_torch
 from alexnet_spec import imagenet
-from parity import cli, random_batch, randomize_torch
+from alexnet_cli import parity as cli
+from parity import random_batch, randomize_torch
 from tests.reference import KERAS_BACKEND, import_blocker, rel_error, subprocess_env, torch_float64
 
 
@@ -146,7 +147,7 @@ def test_a_manual_download_is_hash_checked(tmp_path, capsys):
 
 
 def test_demo_uses_pretrained_weights_only_when_converted(converted, tmp_path, monkeypatch):
-    from parity import demo
+    from alexnet_cli import demo
 
     root, target = converted
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))

@@ -98,7 +98,7 @@ def test_predict_cli_both_frameworks_agree(capsys, tmp_path):
     for name in PHOTOS[:2]:
         _photo(name).save(tmp_path / f"{name}.png")
     argv = [str(tmp_path / "chelsea.png"), str(tmp_path / "coffee.png"), "--weights", "random", "--json"]
-    from parity import predict
+    from alexnet_cli import predict
 
     assert predict.main(argv) == 0
     out = json.loads(capsys.readouterr().out)

@@ -9,17 +9,17 @@ import time
 import numpy as np
 import pytest
 
-from alexnet_spec import runs
-from alexnet_spec.augment import Pipeline
-from alexnet_spec.data import load_digits, subset
-from alexnet_spec.recipes import CIFAR
+from alexnet_training import runs
+from alexnet_training.augment import Pipeline
+from alexnet_training.data import load_digits, subset
+from alexnet_training.recipes import CIFAR
 from tests.reference import ROOT, subprocess_env
 
 SMALL = ["--variant", "cifar", "--data", "digits", "--limit", "48", "--batch-size", "16", "--no-progress"]
 
 
 def train_cmd(framework, out, *extra):
-    return [sys.executable, "-m", "parity.training", "--framework", framework, *SMALL, "--out", str(out), *extra]
+    return [sys.executable, "-m", "alexnet_cli.train", "--framework", framework, *SMALL, "--out", str(out), *extra]
 
 
 def run_cli(args, timeout=600):
@@ -149,10 +149,10 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, case):
         first = run_cli(train_cmd("torch", out, "--epochs", "1"))
         assert first.returncode == 0, first.stderr
         before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-        args = [sys.executable, "-m", "parity.training", "--framework", "torch", "--variant", "paper", "--recipe",
+        args = [sys.executable, "-m", "alexnet_cli.train", "--framework", "torch", "--variant", "paper", "--recipe",
                 "paper", "--data", "digits", "--out", str(out), "--resume"]
     else:
-        args = [sys.executable, "-m", "parity.training", "--framework", "torch", "--variant", "cifar", "--data",
+        args = [sys.executable, "-m", "alexnet_cli.train", "--framework", "torch", "--variant", "cifar", "--data",
                 spec, "--out", str(out), "--epochs", "1", *extra]
     result = run_cli(args, timeout=300)
     assert result.returncode == 2, result.stdout + result.stderr
@@ -168,7 +168,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, case):
 
 
 def test_train_steps_reports_per_step_agreement():
-    from parity.train import DRIFT_RTOL, check_train_steps
+    from parity.steps import DRIFT_RTOL, check_train_steps
 
     report = check_train_steps("cifar", steps=3, batch=4, seed=0)
     assert len(report.losses) == 3
@@ -184,7 +184,7 @@ def test_train_steps_reports_per_step_agreement():
 
 def test_train_steps_fails_when_keras_sees_other_batches(monkeypatch):
     """Feed Keras mirrored images: its run parts from torch at step 1 while torch tracks float64."""
-    import parity.train as T
+    import parity.steps as T
 
     original = T._keras_trainer
 
@@ -203,7 +203,7 @@ def test_eval_cli_reads_a_trained_file_in_both_frameworks(tmp_path):
     assert done.returncode == 0, done.stderr
     results = {}
     for framework in ("torch", "keras"):
-        r = run_cli([sys.executable, "-m", "parity.evaluation", "--framework", framework, "--weights",
+        r = run_cli([sys.executable, "-m", "alexnet_cli.evaluate", "--framework", framework, "--weights",
                      str(out / "model.safetensors"), "--data", "digits", "--limit", "30", "--crops", "both", "--json"])
         assert r.returncode == 0, r.stderr
         import json
@@ -212,6 +212,6 @@ def test_eval_cli_reads_a_trained_file_in_both_frameworks(tmp_path):
     for crops in ("center", "10crop"):
         assert results["torch"][crops]["top1"] == results["keras"][crops]["top1"]
         assert results["torch"][crops]["top5"] == results["keras"][crops]["top5"]
-    wrong = run_cli([sys.executable, "-m", "parity.evaluation", "--framework", "keras", "--weights",
+    wrong = run_cli([sys.executable, "-m", "alexnet_cli.evaluate", "--framework", "keras", "--weights",
                      str(out / "model.safetensors"), "--data", f"cifar10:{tmp_path / 'none'}"])
     assert wrong.returncode == 2 and "no such folder" in wrong.stderr

@@ -6,9 +6,9 @@ import pickle
 import numpy as np
 import pytest
 
-from alexnet_spec import data as D
-from alexnet_spec.augment import Pipeline
-from alexnet_spec.recipes import CIFAR, PAPER, RECIPES, TORCHVISION, learning_rate
+from alexnet_training import data as D
+from alexnet_training.augment import Pipeline
+from alexnet_training.recipes import CIFAR, PAPER, RECIPES, TORCHVISION, learning_rate
 
 
 def write_cifar(root, n=20, seed=0):

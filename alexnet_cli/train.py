@@ -2,7 +2,7 @@
 
     alexnet-train --framework torch --variant cifar --recipe cifar --data digits --epochs 10 --out runs/torch
     alexnet-train plot runs/torch runs/keras --out curves.png
-    torchrun --standalone --nproc_per_node 2 -m parity.training --framework torch --variant cifar ...
+    torchrun --standalone --nproc_per_node 2 -m alexnet_cli.train --framework torch --variant cifar ...
     alexnet-train --framework keras --distribute mirrored --devices 2 ...   (docs/scaling.md)
 
 Under torchrun (``WORLD_SIZE`` > 1) each process is a data-parallel replica
@@ -25,7 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-from parity.console import (
+from alexnet_cli.console import (
     EXIT_OK,
     ArgumentParser,
     UsageError,
@@ -41,7 +41,7 @@ DEFAULT_TIMEOUT_S = 300  # alexnet_torch.distributed.DEFAULT_TIMEOUT_S, without 
 
 def parser() -> ArgumentParser:
     from alexnet_spec import VARIANTS
-    from alexnet_spec.recipes import RECIPES
+    from alexnet_training.recipes import RECIPES
 
     p = ArgumentParser(prog="alexnet-train", description=__doc__.splitlines()[0],
                        epilog="alexnet-train plot RUN_DIR... --out FIG.png draws the curves of runs")
@@ -147,10 +147,11 @@ def _replica_count() -> int:
 
 def _train_run(args, replicas, argv: list[str]):
     """One process's training; ``replicas`` is this process's place in a torchrun job, or None."""
-    from alexnet_spec import get_spec, runs
-    from alexnet_spec.augment import Pipeline
-    from alexnet_spec.data import parse_data, subset
-    from alexnet_spec.recipes import RECIPES, get_recipe
+    from alexnet_spec import get_spec
+    from alexnet_training import runs
+    from alexnet_training.augment import Pipeline
+    from alexnet_training.data import parse_data, subset
+    from alexnet_training.recipes import RECIPES, get_recipe
 
     recipe = get_recipe(args.recipe or (args.variant if args.variant in RECIPES else "cifar"))
     spec = get_spec(args.variant)
@@ -294,10 +295,10 @@ def _worker_args(argv: list[str]) -> list[str]:
 def _launch_workers(args, worker_args):
     """``--distribute multi-worker --devices N`` without TF_CONFIG: N workers here, watched."""
     from alexnet_keras.distributed import WorkerFailed, launch_local_workers
-    from alexnet_spec import runs
+    from alexnet_training import runs
 
     try:
-        launch_local_workers([sys.executable, "-m", "parity.training", *worker_args], args.devices,
+        launch_local_workers([sys.executable, "-m", "alexnet_cli.train", *worker_args], args.devices,
                              fault_timeout_s=args.fault_timeout, output=sys.stderr if args.json else None)
     except WorkerFailed as err:
         raise RuntimeError(f"multi-worker training stopped: {err}") from None
@@ -324,7 +325,7 @@ def _build(framework: str, config):
 
 
 def _plot(args):
-    from parity.plots import plot_runs
+    from alexnet_cli.plot import plot_runs
 
     path = plot_runs(args.runs, args.out, title=args.title, overwrite=args.force)
     return EXIT_OK, {"ok": True, "figure": str(path), "runs": args.runs}, f"wrote {path}"

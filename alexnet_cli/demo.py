@@ -38,8 +38,8 @@ def choose_weights() -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from parity.console import EXIT_DIFFER, EXIT_OK, import_frameworks
-    from parity.predict import FRAMEWORKS, classify, format_result, load_models, preprocess
+    from alexnet_cli.console import EXIT_DIFFER, EXIT_OK, import_frameworks
+    from alexnet_cli.predict import FRAMEWORKS, classify, format_result, load_models, preprocess
 
     import_frameworks(torch=True, keras=True)
     weights, note = choose_weights()

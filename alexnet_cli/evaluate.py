@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import sys
 
-from parity.console import EXIT_OK, ArgumentParser, UsageError, import_frameworks, positive_int, run, wants
+from alexnet_cli.console import EXIT_OK, ArgumentParser, UsageError, import_frameworks, positive_int, run, wants
 
 
 def parser() -> ArgumentParser:
     from alexnet_spec import VARIANTS
-    from alexnet_spec.recipes import RECIPES
+    from alexnet_training.recipes import RECIPES
 
     p = ArgumentParser(prog="alexnet-eval", description=__doc__.splitlines()[0])
     p.add_argument("--framework", required=True, choices=("torch", "keras"))
@@ -57,9 +57,9 @@ def describe_weights(path: str, variant: str | None) -> tuple[str, dict, int | N
 
 def _eval(args):
     from alexnet_spec import get_spec
-    from alexnet_spec.augment import Pipeline
-    from alexnet_spec.data import parse_data, subset
-    from alexnet_spec.recipes import RECIPES, get_recipe
+    from alexnet_training.augment import Pipeline
+    from alexnet_training.data import parse_data, subset
+    from alexnet_training.recipes import RECIPES, get_recipe
 
     variant, options, classes = describe_weights(args.weights, args.variant)
     recipe = get_recipe(args.recipe or (variant if variant in RECIPES else "cifar"))

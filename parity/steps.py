@@ -445,7 +445,7 @@ def check_train_steps(
     """Train a freshly initialized ``variant`` (PyTorch's initialization seeded with ``seed``,
     dropout off) for ``steps`` SGD steps in PyTorch (fp32 and float64) and Keras (fp32) from the same
     weights, on the same batches (the ``cifar``
-    network: augmented digits from ``alexnet_spec.augment``; the others: seeded random images), each
+    network: augmented digits from ``alexnet_training.augment``; the others: seeded random images), each
     run on its own; compare the per-step losses and the final weights."""
     import torch
 
@@ -486,15 +486,15 @@ def check_train_steps(
                              "keras_vs_float64": (k32, s64)}.items():
             weights[name] = max(weights[name], float(np.max(np.abs(a[key] - b[key]))) / scale)
     settings = {"steps": steps, "batch": batch, "lr": learning_rate, "momentum": momentum, "weight_decay": weight_decay,
-                "data": "digits (augmented, alexnet_spec.augment)" if variant == "cifar" else "seeded random images"}
+                "data": "digits (augmented, alexnet_training.augment)" if variant == "cifar" else "seeded random images"}
     return StepsReport(variant, losses, weights, drift, settings)
 
 
 def _run_batches(variant, spec, steps, seed, batch, random_batch):
     if variant == "cifar":
-        from alexnet_spec.augment import Pipeline
-        from alexnet_spec.data import load_digits
-        from alexnet_spec.recipes import CIFAR
+        from alexnet_training.augment import Pipeline
+        from alexnet_training.data import load_digits
+        from alexnet_training.recipes import CIFAR
 
         pipeline = Pipeline(load_digits()[0], CIFAR.augment, train=True, seed=seed, batch_size=batch)
         out = []

@@ -8,7 +8,7 @@ each names its source and every place where this project departs from it. Both
 Weight decay is applied the way Keras's ``SGD(weight_decay=...)`` does it, decoupled
 (``w -= lr * wd * w`` before the gradient step, outside the momentum), in both frameworks: the
 PyTorch loop applies it by hand rather than through ``torch.optim.SGD(weight_decay=...)``, which
-adds ``wd * w`` to the gradient and so runs it through the momentum (see ``parity.train``). With
+adds ``wd * w`` to the gradient and so runs it through the momentum (see ``parity.steps``). With
 momentum 0.9 the two differ after the first step; this is a deviation from the paper and from
 torchvision's recipe, named in both.
 """
@@ -74,7 +74,7 @@ class Recipe:
     init: str = "framework"  # "paper": N(0, 0.01), biases 1 in conv2/4/5 and fc1/2; else each framework's default
     augment: Augment = field(default_factory=lambda: Augment(crop=224))
     test_crops: str = "center"  # "center" or "10crop": what the recipe's own numbers use
-    precise_bn: int = 0  # training samples BatchNorm's moving statistics are recomputed over before each evaluation (0: off; alexnet_spec.precise_bn)
+    precise_bn: int = 0  # training samples BatchNorm's moving statistics are recomputed over before each evaluation (0: off; alexnet_training.precise_bn)
     source: str = ""
     deviations: tuple[str, ...] = ()
     accuracy: str = ""  # what the recipe reaches, and whether it is measured here or cited

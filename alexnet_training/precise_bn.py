@@ -17,7 +17,7 @@ per-batch variances, which leaves out the spread of the batch means; :func:`comb
 keeps it, so the result is the variance over all samples, not a mean of batch variances.
 
 Both frameworks take the batches from :func:`precise_bn_batches` (the first batches of the epoch
-just trained, as ``alexnet_spec.augment.Pipeline`` draws them) and reduce each layer's
+just trained, as ``alexnet_training.augment.Pipeline`` draws them) and reduce each layer's
 per-batch moments, computed in float64, with :func:`combine_moments`: one formula for both.
 """
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.console import EXIT_DIFFER, EXIT_OK, ArgumentParser, import_frameworks, positive_int, run, wants
+from alexnet_cli.console import EXIT_DIFFER, EXIT_OK, ArgumentParser, import_frameworks, positive_int, run, wants
 
 FRAMEWORKS = ("torch", "keras")
 RANDOM_LABEL = "SEEDED RANDOM WEIGHTS (seed {seed}): not a trained network, the class names are meaningless"

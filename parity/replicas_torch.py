@@ -10,7 +10,7 @@ and from the second step on the network amplifies that (a ReLU that flips, batch
 couple the samples). The yardstick is the **fp32 floor**, the larger of two distances of one
 process's fp32 run: from the same run in float64, and from the same run fed each batch's samples in
 reverse order (the same sums in another order, which is all the replicas change). Differences are
-relative, as in ``parity.train``: the max over layers of the largest difference divided by the
+relative, as in ``parity.steps``: the max over layers of the largest difference divided by the
 layer's largest float64 change over the run. ``weights`` are the parameters, ``statistics`` the
 BatchNorm running means and variances (``cifar`` only).
 
@@ -47,13 +47,13 @@ import numpy as np
 # BatchNorm is thousands of floors away.
 FLOOR_MULTIPLE = 4.0
 # From step 2 on, rounding is amplified by the network (a ReLU that flips in one run and not the
-# other moves every layer below it: parity.train, "Limit"), so later weights are shown against their
-# floor, not judged; the losses of every step are judged, as parity.train judges runs.
-from parity.train import DRIFT_RTOL  # noqa: E402
+# other moves every layer below it: parity.steps, "Limit"), so later weights are shown against their
+# floor, not judged; the losses of every step are judged, as parity.steps judges runs.
+from parity.steps import DRIFT_RTOL  # noqa: E402
 
 WORKER_TIMEOUT_S = 300  # a torchrun job of the check; killed with its process group beyond this
 DEFAULT_BATCH = {"paper": 4, "cifar": 8, "torchvision": 4}
-LEARNING_RATE, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 5e-4  # parity.train's defaults
+LEARNING_RATE, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 5e-4  # parity.steps's defaults
 
 
 @dataclass
@@ -161,9 +161,9 @@ def _ratio(value: float, floor: float) -> str:
 
 def pipeline(variant: str, batch: int, seed: int):
     """The digits seen through the variant's recipe: what one process and every replica read."""
-    from alexnet_spec.augment import Pipeline
-    from alexnet_spec.data import load_digits
-    from alexnet_spec.recipes import RECIPES
+    from alexnet_training.augment import Pipeline
+    from alexnet_training.data import load_digits
+    from alexnet_training.recipes import RECIPES
 
     recipe = RECIPES[variant if variant in RECIPES else "cifar"]
     return Pipeline(load_digits()[0], recipe.augment, train=True, seed=seed, batch_size=batch)
@@ -186,7 +186,7 @@ def one_process(variant: str, steps: int, batch: int, seed: int) -> tuple[dict, 
     and the fp32 losses."""
     import copy
 
-    from parity.train import _torch_state, _torch_trainer
+    from parity.steps import _torch_state, _torch_trainer
 
     pipe = pipeline(variant, batch, seed)
     models = {"fp32": build(variant, seed)}
@@ -209,7 +209,7 @@ def one_process(variant: str, steps: int, batch: int, seed: int) -> tuple[dict, 
 
 def difference(a: dict, b: dict, start: dict, reference: dict, keys) -> float:
     """Max over layers of max |a - b| over the layer's ``keys``, relative to the largest float64
-    change of those tensors over the run (per layer, as ``parity.train``: a bias ahead of a
+    change of those tensors over the run (per layer, as ``parity.steps``: a bias ahead of a
     BatchNorm gets no gradient, so its own change is weight decay near fp32's grain)."""
     layers: dict[str, list[str]] = {}
     for key in keys:
@@ -238,7 +238,7 @@ def torchrun_gloo(variant: str, replicas: int, steps: int, batch: int, seed: int
 
     with tempfile.TemporaryDirectory(prefix="alexnet-replicas-") as tmp:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-               "--nproc_per_node", str(replicas), "-m", "parity.replicas", "--variant", variant, "--steps", str(steps),
+               "--nproc_per_node", str(replicas), "-m", "parity.replicas_torch", "--variant", variant, "--steps", str(steps),
                "--batch", str(batch), "--seed", str(seed), "--out", tmp] + (["--sync-bn"] if sync_bn else [])
         run_bounded(cmd, timeout=WORKER_TIMEOUT_S, what=f"torchrun with {replicas} replicas")
         states = [{k: v.astype(np.float64) for k, v in load_file(Path(tmp) / f"state-{i}.safetensors").items()}
@@ -332,9 +332,9 @@ def _worker(argv: list[str] | None = None) -> int:
 
     from alexnet_spec.files import atomic_write
     from alexnet_torch import distributed
-    from parity.train import _torch_trainer
+    from parity.steps import _torch_trainer
 
-    p = argparse.ArgumentParser(prog="python -m parity.replicas", description="a replica of check_replicas")
+    p = argparse.ArgumentParser(prog="python -m parity.replicas_torch", description="a replica of check_replicas")
     p.add_argument("--variant", required=True)
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--batch", type=int, required=True)
@@ -344,7 +344,7 @@ def _worker(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     replicas = distributed.setup()
     if replicas is None:
-        raise SystemExit("python -m parity.replicas is a torchrun worker: launch it with torchrun --nproc_per_node N")
+        raise SystemExit("python -m parity.replicas_torch is a torchrun worker: launch it with torchrun --nproc_per_node N")
     try:
         model = build(args.variant, args.seed)
         if args.sync_bn:

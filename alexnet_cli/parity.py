@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from parity.console import EXIT_DIFFER, EXIT_OK, ArgumentParser, UsageError, import_frameworks, positive_int, run, wants
+from alexnet_cli.console import EXIT_DIFFER, EXIT_OK, ArgumentParser, UsageError, import_frameworks, positive_int, run, wants
 
 
 def _options(pairs: list[str]) -> dict:
@@ -38,7 +38,7 @@ def parser() -> ArgumentParser:
     check.add_argument("--batch", type=positive_int, help="batch size (default 2; 8 with --train-step)")
     check.add_argument("--size", type=positive_int, help="input height = width (default: the variant's own)")
     check.add_argument("--rtol", type=float, help=f"max error relative to each layer's scale (default {DEFAULT_RTOL:.0e}; "
-                       "training mode: parity.train.TRAIN_RTOL)")
+                       "training mode: parity.steps.TRAIN_RTOL)")
     check.add_argument("--train-step", action="store_true",
                        help="training parity: a forward pass with batch statistics, then SGD steps (dropout off)")
     check.add_argument("--steps", type=positive_int, default=2, help="with --train-step: SGD steps to take and compare")
@@ -115,7 +115,7 @@ def _check(args):
             raise UsageError("give --variant NAME, --all, or --torch FILE --keras FILE")
         variants = alexnet_torch.VARIANTS if args.all else (args.variant,)
         if args.train_steps:
-            from parity.train import check_train_steps
+            from parity.steps import check_train_steps
 
             reports = [check_train_steps(v, steps=args.train_steps, seed=args.seed, batch=args.batch or 16,
                                          options=options) for v in variants]
@@ -131,7 +131,7 @@ def _check(args):
 
 def _replicas(args):
     import alexnet_torch
-    from parity.replicas import DEFAULT_BATCH, ENGINES, check_replicas
+    from parity.replicas_torch import DEFAULT_BATCH, ENGINES, check_replicas
     from parity.replicas_keras import check_keras_replicas, keras_engines
 
     if args.torch or args.keras or args.size or args.option or args.train_step or args.train_steps:
@@ -164,7 +164,7 @@ def _replicas(args):
 
 
 def _train_step(variant: str, args, options: dict):
-    from parity.train import TRAIN_RTOL, check_train_step
+    from parity.steps import TRAIN_RTOL, check_train_step
 
     return check_train_step(variant, seed=args.seed, batch=args.batch or 8, steps=args.steps,
                             rtol=TRAIN_RTOL if args.rtol is None else args.rtol, options=options)

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alexnet_spec.recipes import IMAGENET_EIGVAL, IMAGENET_EIGVEC, Augment
+from alexnet_training.recipes import IMAGENET_EIGVAL, IMAGENET_EIGVEC, Augment
 
 _ORDER, _SAMPLE = 0x0DE5, 0x5A3F  # stream tags: the order and the samples never share a stream
 
 
 @dataclass
 class Pipeline:
-    """``data`` (an ``alexnet_spec.data`` set) seen through ``augment``: ``train`` draws random
+    """``data`` (an ``alexnet_training.data`` set) seen through ``augment``: ``train`` draws random
     crops, flips and lighting in a shuffled order of whole batches; otherwise the center crop, in
     order, every sample."""
 
@@ -107,7 +107,7 @@ def _resize(image: np.ndarray, a: Augment) -> np.ndarray:
         return image
     from PIL import Image
 
-    from alexnet_spec.images import center_crop, resize_shorter
+    from alexnet_training.images import center_crop, resize_shorter
 
     pil = resize_shorter(Image.fromarray(image), a.resize)
     if a.square:

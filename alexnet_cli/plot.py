@@ -6,7 +6,7 @@ import io
 import os
 from pathlib import Path
 
-from alexnet_spec import runs
+from alexnet_training import runs
 from alexnet_spec.files import atomic_write
 
 

@@ -7,7 +7,7 @@ Three sources, one interface (``len``, ``image(i)`` -> uint8 HWC RGB array, ``la
   ``keras.datasets`` both use. Its batches are pickles, and unpickling runs whatever a pickle says,
   so :class:`CifarUnpickler` admits only the three numpy names the format needs.
 - ImageNet-style folders (``ROOT/train/CLASS/*.jpg``, ``ROOT/val/CLASS/*.jpg``), read with
-  ``alexnet_spec.images.open_rgb``.
+  ``alexnet_training.images.open_rgb``.
 - scikit-learn's bundled handwritten digits (1,797 real 8x8 images, no network needed), upscaled
   to the 32x32 RGB the ``cifar`` network reads.
 
@@ -78,7 +78,7 @@ class FolderData:
         return len(self.labels)
 
     def image(self, index: int) -> np.ndarray:
-        from alexnet_spec.images import open_rgb
+        from alexnet_training.images import open_rgb
 
         return np.asarray(open_rgb(self.files[index]), dtype=np.uint8)
 

@@ -1,6 +1,8 @@
-"""AlexNet in Keras 3: every variant of the source document, one file each.
+"""AlexNet in Keras 3: every variant of the source document, one file each, with its training loop
+(``training``: ``model.fit``) and Keras's data-parallel engines (``distributed``).
 
-Written with ``keras.layers`` and ``keras.ops`` only, so it runs on any Keras backend.
+The models are written with ``keras.layers`` and ``keras.ops`` only, so they run on any Keras
+backend; only ``distributed`` reaches for TensorFlow or JAX, inside the engine that needs it.
 ``build(variant)`` is the registry; the named builders beside it are the idiomatic spelling.
 This package never imports torch.
 """

@@ -1,4 +1,5 @@
-"""Framework-neutral facts about every AlexNet variant, and how their weights are laid out.
+"""Framework-neutral facts about every AlexNet variant, how their weights are laid out and ported,
+and how weight files are written (the ``.safetensors`` exchange format, atomic writes, sidecars).
 
 ``alexnet_torch`` and ``alexnet_keras`` write their networks out layer by layer; these facts are
 what tests hold both to (input sizes, each layer's output shape, parameter counts: ``shapes``), and

@@ -1,4 +1,5 @@
-"""AlexNet in PyTorch: every variant of the source document, one file each.
+"""AlexNet in PyTorch: every variant of the source document, one file each, with its training loop
+(``training``) and its data-parallel engine under torchrun (``distributed``).
 
 ``build(variant)`` is the registry; the named builders beside it are the idiomatic spelling.
 This package never imports tensorflow or keras.

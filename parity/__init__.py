@@ -1,5 +1,8 @@
-"""Port AlexNet weights between PyTorch and Keras, and prove layer by layer that both compute the
-same thing. The only package of this project that imports both frameworks."""
+"""Port AlexNet weights between PyTorch and Keras, and prove that both compute the same thing: layer
+by layer (``compare``), through training steps (``steps``) and across data-parallel replicas
+(``replicas_torch``, ``replicas_keras``); ONNX export and ``parity.testing`` for users' suites.
+
+The library where both frameworks meet; the commands that drive it live in ``alexnet_cli``."""
 
 from parity._triton import keep_triton_safe
 

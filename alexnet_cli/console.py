@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import re
 import sys
@@ -43,6 +44,38 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer; found {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer; found {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more; found {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more; found {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number above 0: ``float()`` alone admits 'nan' and 'inf', which train to NaN weights."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number; found {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number above 0; found {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A rate in [0, 1), as a dropout rate is."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a rate from 0 up to (not including) 1; found {text!r}") from None
+    if not 0 <= value < 1:  # also refuses nan: every comparison with it is false
+        raise argparse.ArgumentTypeError(f"expected a rate from 0 up to (not including) 1; found {text}")
     return value
 
 

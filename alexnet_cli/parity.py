@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from alexnet_cli.console import EXIT_DIFFER, EXIT_OK, ArgumentParser, UsageError, import_frameworks, positive_int, run, wants
+from alexnet_cli.console import (EXIT_DIFFER, EXIT_OK, ArgumentParser, UsageError, import_frameworks, positive_float,
+                                 positive_int, run, wants)
 
 
 def _options(pairs: list[str]) -> dict:
@@ -37,7 +38,7 @@ def parser() -> ArgumentParser:
     check.add_argument("--seed", type=int, default=0, help="seed of the random weights and input batch")
     check.add_argument("--batch", type=positive_int, help="batch size (default 2; 8 with --train-step)")
     check.add_argument("--size", type=positive_int, help="input height = width (default: the variant's own)")
-    check.add_argument("--rtol", type=float, help=f"max error relative to each layer's scale (default {DEFAULT_RTOL:.0e}; "
+    check.add_argument("--rtol", type=positive_float, help=f"max error relative to each layer's scale (default {DEFAULT_RTOL:.0e}; "
                        "training mode: parity.steps.TRAIN_RTOL)")
     check.add_argument("--train-step", action="store_true",
                        help="training parity: a forward pass with batch statistics, then SGD steps (dropout off)")
@@ -73,7 +74,7 @@ def parser() -> ArgumentParser:
     export.add_argument("--option", action="append", metavar="KEY=VALUE", help="build option, e.g. lrn=paper")
     export.add_argument("--seed", type=int, default=0, help="seed of the random weights and input batch")
     export.add_argument("--batch", type=positive_int, default=2, help="images in the verification batch")
-    export.add_argument("--rtol", type=float, help="max error against float64, relative to the output scale (default 2e-6)")
+    export.add_argument("--rtol", type=positive_float, help="max error against float64, relative to the output scale (default 2e-6)")
     export.add_argument("--force", action="store_true", help="overwrite the target if it exists")
     export.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     export.add_argument("--debug", action="store_true", help="show the traceback of an error")

@@ -30,7 +30,10 @@ from alexnet_cli.console import (
     ArgumentParser,
     UsageError,
     import_frameworks,
+    non_negative_int,
+    positive_float,
     positive_int,
+    probability,
     run,
     wants,
 )
@@ -53,17 +56,17 @@ def parser() -> ArgumentParser:
     p.add_argument("--batch-size", type=positive_int,
                    help="the GLOBAL batch (default: the recipe's); under torchrun split evenly over the replicas, "
                         "so it must be a multiple of their number")
-    p.add_argument("--lr", type=float, help="initial learning rate (default: the recipe's)")
-    p.add_argument("--dropout", type=float, help="dropout rate of the hidden dense layers (default: the network's)")
-    p.add_argument("--precise-bn", type=int, metavar="SAMPLES",
+    p.add_argument("--lr", type=positive_float, help="initial learning rate (default: the recipe's)")
+    p.add_argument("--dropout", type=probability, help="dropout rate of the hidden dense layers (default: the network's)")
+    p.add_argument("--precise-bn", type=non_negative_int, metavar="SAMPLES",
                    help="recompute BatchNorm's moving statistics over this many training samples before each "
                         "evaluation (0: off; default: the recipe's)")
     p.add_argument("--num-classes", type=positive_int, help="default: the data set's class count (must match it)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--limit", type=positive_int, metavar="N",
                    help="use N images of each split, every class in its share, drawn with a fixed seed "
                         "(smoke runs and tests)")
-    p.add_argument("--workers", type=int, default=0, help="torch: DataLoader worker processes")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="torch: DataLoader worker processes")
     p.add_argument("--sync-bn", action="store_true",
                    help="torch under torchrun, cifar: BatchNorm over the global batch (as one process), not each "
                         "replica's share")
@@ -77,7 +80,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--devices", type=positive_int, metavar="N",
                    help="with --distribute: replicas on this machine (mirrored: logical CPU devices when there are "
                         "fewer GPUs; data-parallel: JAX host devices; multi-worker: N local worker processes)")
-    p.add_argument("--fault-timeout", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--fault-timeout", type=positive_float, default=60.0, metavar="SECONDS",
                    help="multi-worker --devices: how long the other workers may take to stop after one dies before "
                         "they are killed (default 60)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="the run's folder")
@@ -167,8 +170,6 @@ def _train_run(args, replicas, argv: list[str]):
         raise ValueError(f"--num-classes {args.num_classes} does not match the data: {args.data} has {classes} "
                          f"classes ({', '.join(train_data.classes[:5])}{', ...' if classes > 5 else ''}). "
                          "Drop --num-classes or use data with that many classes.")
-    if args.precise_bn is not None and args.precise_bn < 0:
-        raise UsageError(f"--precise-bn takes a number of training samples, 0 for off; found {args.precise_bn}")
     batch = args.batch_size or recipe.batch_size
     if len(train_data) < batch:
         raise ValueError(f"{args.data} has {len(train_data)} training images, fewer than one batch of {batch}; "

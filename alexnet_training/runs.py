@@ -84,6 +84,11 @@ def prepare(run_dir: str | os.PathLike, config: RunConfig, *, resume: bool, forc
         if not checkpoint.is_file():
             raise ValueError(f"{run_dir} has no {checkpoint.name}: the run ended before its first epoch. "
                              "Start it again with --force.")
+        done = len(read_metrics(run_dir)) if (run_dir / METRICS_FILE).is_file() else 0
+        if config.epochs < done or (config.epochs == done and (run_dir / FINAL_WEIGHTS).is_file()):
+            raise ValueError(f"{run_dir} has finished {done} epoch{'s' * (done != 1)}, and --epochs {config.epochs} "
+                             "leaves nothing to train. Pass a larger --epochs to continue it, or start a new run "
+                             "in another folder.")
         return stored
     if ours and not force:
         raise FileExistsError(f"{run_dir} already holds a run ({', '.join(ours)}); refusing to overwrite it. "

@@ -45,3 +45,26 @@ def test_legal_dropout_rates_parse(value):
     args = train.parser().parse_args(["--framework", "keras", "--variant", "cifar", "--data", "digits",
                                       "--out", "x", "--dropout", value])
     assert args.dropout == float(value)
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_resuming_a_finished_run_with_no_more_epochs_is_refused(tmp_path, epochs):
+    """A 2-epoch run, finished: ``--resume --epochs 1`` (or 2) has nothing to train. It used to exit 0
+    and rewrite the model, ignoring the smaller --epochs."""
+    from alexnet_training import runs
+
+    config = runs.RunConfig(framework="torch", variant="cifar", recipe="cifar", data="digits", epochs=2,
+                            batch_size=32, seed=0, num_classes=10, options={}, lr=0.01)
+    runs.start(tmp_path, config, force=False)
+    rows = [{"epoch": e, "train_loss": 1.0, "train_top1": 0.5, "val_loss": 1.0, "val_top1": 0.5, "val_top5": 0.9,
+             "lr": 0.01, "seconds": 1.0} for e in (1, 2)]
+    runs.write_metrics(tmp_path, rows)
+    (tmp_path / runs.CHECKPOINTS["torch"]).write_bytes(b"checkpoint")
+    (tmp_path / runs.FINAL_WEIGHTS).write_bytes(b"weights")
+    shorter = runs.RunConfig(**{**vars(config), "epochs": epochs})
+    with pytest.raises(ValueError, match="finished 2 epochs.*larger --epochs"):
+        runs.prepare(tmp_path, shorter, resume=True, force=False)
+    longer = runs.RunConfig(**{**vars(config), "epochs": 3})
+    assert runs.prepare(tmp_path, longer, resume=True, force=False) == config
+    (tmp_path / runs.FINAL_WEIGHTS).unlink()  # killed after its last checkpoint, before the model was written
+    assert runs.prepare(tmp_path, runs.RunConfig(**{**vars(config)}), resume=True, force=False) == config

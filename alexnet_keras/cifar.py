@@ -13,7 +13,8 @@ from keras import layers
 from alexnet_keras.model import AlexNetModel
 from alexnet_spec.variants import check_num_classes
 
-# The document's layers use Keras's BatchNormalization defaults: epsilon 1e-3, momentum 0.99.
+# The document's layers use Keras's BatchNormalization defaults: epsilon 1e-3, momentum 0.99
+# (the spec's CIFAR.batchnorm; tests/test_cifar_models.py holds every layer to it).
 
 
 def AlexNetCifar(

@@ -21,11 +21,8 @@ def sidecar(path: str | os.PathLike) -> Path:
 
 
 def sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def sidecar_line(digest: str, name: str) -> str:

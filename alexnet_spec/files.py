@@ -4,9 +4,9 @@ The bytes go to a temporary file beside the target; publishing it happens under 
 on the directory, so the "does it exist?" check and the publish are one step: of two writers of
 one new path, one wins and the other gets ``FileExistsError``. The order of the steps makes every
 state a kill can leave consistent: the sidecar is published before its target (a kill between
-leaves a sidecar with no target, which the next write of that name removes), a replaced target is
-removed before the new sidecar goes in, and temporary files of dead writers are removed by the
-next write beside them.
+leaves a sidecar with no target, which the next write of that name removes), a replaced target and
+its sidecar are removed before the new sidecar goes in, and temporary files of dead writers are
+removed by the next write beside them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 
 from alexnet_spec import checksum
 
-TEMP_MARK = ".part"
 _TEMP = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.part")
 
 
@@ -44,34 +43,27 @@ def atomic_write(
     if not overwrite and os.path.lexists(path):
         raise _exists(path)  # early, to save the write; the lock below is what enforces it
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(path)
-    try:
+    side = checksum.sidecar(path)
+    with _temporary(path) as tmp:
         write(str(tmp))
         _finish(tmp)
-        digest = checksum.sha256(tmp) if sidecar else None
+        line = checksum.sidecar_line(checksum.sha256(tmp), path.name) if sidecar else None
         with _locked(path.parent) as dir_fd:
-            remove_stale(path)
+            _remove_dead_writers(path)
             if os.path.lexists(path):
                 if not overwrite:
                     raise _exists(path)
                 if path.is_dir():
                     raise IsADirectoryError(f"{path} is a directory; choose a file name for the weights")
                 path.unlink()  # first, so a kill from here on leaves no target to disagree with
-            side = checksum.sidecar(path)
-            if digest is not None:
-                side_tmp = temp_name(side)
-                try:
-                    side_tmp.write_text(checksum.sidecar_line(digest, path.name))
+            _unlink_quietly(side)  # an orphan, or it described the bytes just removed
+            if line is not None:
+                with _temporary(side) as side_tmp:
+                    side_tmp.write_text(line)
                     _finish(side_tmp)
                     os.replace(side_tmp, side)
-                finally:
-                    _unlink_quietly(side_tmp)
-            elif side.is_file():
-                side.unlink()
             _publish(tmp, path)
             os.fsync(dir_fd)
-    finally:
-        _unlink_quietly(tmp)
     return path
 
 
@@ -86,23 +78,25 @@ def temp_name(path: Path) -> Path:
     """``.NAME.PID-RANDOM.part.SUFFIX`` beside ``path``: hidden, unique, and its writer's pid says
     whether it is still being written."""
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".weights.h5") else path.suffix
-    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_MARK}{suffix}")
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part{suffix}")
 
 
-def remove_stale(path: Path) -> list[Path]:
-    """Temporary files beside ``path`` whose writer is dead, and a sidecar with no file beside it."""
-    removed = []
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.scandir(path.parent):
-            match = _TEMP.match(entry.name)
-            if match and match.group("name").startswith(path.name) and not _alive(int(match.group("pid"))):
-                _unlink_quietly(Path(entry.path))
-                removed.append(Path(entry.path))
-    side = checksum.sidecar(path)
-    if side.is_file() and not os.path.lexists(path):
-        _unlink_quietly(side)
-        removed.append(side)
-    return removed
+@contextlib.contextmanager
+def _temporary(path: Path) -> Iterator[Path]:
+    """:func:`temp_name` for ``path``, removed on the way out unless it was renamed away."""
+    tmp = temp_name(path)
+    try:
+        yield tmp
+    finally:
+        _unlink_quietly(tmp)
+
+
+def _remove_dead_writers(path: Path) -> None:
+    """Temporary files beside ``path`` (its own and its sidecar's) whose writer is dead."""
+    for entry in os.scandir(path.parent):
+        match = _TEMP.match(entry.name)
+        if match and match.group("name").startswith(path.name) and not _alive(int(match.group("pid"))):
+            _unlink_quietly(Path(entry.path))
 
 
 def check_writable_name(path: Path) -> None:

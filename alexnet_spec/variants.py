@@ -223,6 +223,7 @@ _SPECS: dict[str, VariantSpec] = {"paper": PAPER, "cifar": CIFAR, "torchvision":
 VARIANTS: tuple[str, ...] = tuple(_SPECS)
 
 # Paper initialization (section 5): weights N(0, 0.01); biases 1 in these layers, 0 elsewhere.
+# Both models write the values out at their layers (init="paper"); tests/test_paper_*.py hold them to these.
 PAPER_INIT_STD = 0.01
 PAPER_INIT_ONE_BIAS = ("conv2", "conv4", "conv5", "fc1", "fc2")
 

@@ -17,7 +17,7 @@ from alexnet_torch.batchnorm import BatchNorm1dKeras, BatchNorm2dKeras
 from alexnet_torch.padding import Conv2dSame, MaxPool2dSame
 
 # Keras's BatchNormalization defaults, in PyTorch's terms: momentum 0.99 of the old statistic is
-# 0.01 of the new batch here.
+# 0.01 of the new batch here (the spec's CIFAR.batchnorm; tests/test_cifar_models.py holds them to it).
 BN = dict(eps=1e-3, momentum=0.01)
 
 

@@ -18,8 +18,8 @@ expected and what was found.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import os
 import pickle
 import tarfile
@@ -144,7 +144,7 @@ def read_cifar10(root: str | os.PathLike, train_batches: tuple[str, ...] = CIFAR
         root = root / "cifar-10-batches-py"
     if not root.is_dir():
         raise DataError(f"no such folder: {root}. Expected the cifar-10-batches-py folder "
-                        "(alexnet-train --download-cifar10 DIR fetches it).")
+                        f"({download_hint(root)} fetches it).")
     names = [*train_batches, CIFAR10_TEST]
     missing = [n for n in names if not (root / n).is_file()]
     if missing:
@@ -158,9 +158,17 @@ def read_cifar10(root: str | os.PathLike, train_batches: tuple[str, ...] = CIFAR
     return train, ArrayData(x, y, CIFAR10_CLASSES, f"cifar10:{root} test")
 
 
+def download_hint(root: Path) -> str:
+    """The command that puts CIFAR-10 where ``read_cifar10(root)`` looks."""
+    directory = root.parent if root.name == "cifar-10-batches-py" else root
+    return f"python -c \"from alexnet_training.data import download_cifar10; download_cifar10({str(directory)!r})\""
+
+
 def download_cifar10(directory: str | os.PathLike, *, progress: bool = True) -> Path:
-    """Fetch CIFAR-10's archive into ``directory`` (progress bar, md5 checked), unpack its batches,
-    return the ``cifar-10-batches-py`` folder. Needs a network; the tests never call it."""
+    """Fetch CIFAR-10's archive into ``directory`` (a tqdm progress bar unless ``progress`` is
+    False; md5 checked), unpack its batches, return the ``cifar-10-batches-py`` folder."""
+    import shutil
+    import tempfile
     import urllib.request
 
     from alexnet_spec.files import atomic_write
@@ -169,21 +177,23 @@ def download_cifar10(directory: str | os.PathLike, *, progress: bool = True) -> 
     target = directory / "cifar-10-batches-py"
     if target.is_dir():
         return target
-    bar = _progress_bar(progress)
-    digest, chunks = hashlib.md5(), []
-    with urllib.request.urlopen(CIFAR10_URL, timeout=60) as response:
-        total = int(response.headers.get("Content-Length") or 0)
-        bar.start(total)
-        while chunk := response.read(1 << 20):
-            digest.update(chunk)
-            chunks.append(chunk)
-            bar.update(len(chunk))
-    bar.close()
-    if digest.hexdigest() != CIFAR10_MD5:
-        raise DataError(f"the downloaded archive's md5 is {digest.hexdigest()}; expected {CIFAR10_MD5}. "
-                        "The download is corrupt or was tampered with: try again.")
-    archive = b"".join(chunks)
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+    with contextlib.ExitStack() as stack:
+        response = stack.enter_context(urllib.request.urlopen(CIFAR10_URL, timeout=60))
+        if progress:
+            from tqdm import tqdm  # the `train` extra; imported here, so importing this module stays cheap
+
+            response = stack.enter_context(tqdm.wrapattr(
+                response, "read", total=int(response.headers.get("Content-Length") or 0) or None,
+                desc=CIFAR10_URL.rsplit("/", 1)[1]))
+        archive = stack.enter_context(tempfile.TemporaryFile())
+        shutil.copyfileobj(response, archive)
+        archive.seek(0)
+        digest = hashlib.file_digest(archive, "md5").hexdigest()
+        if digest != CIFAR10_MD5:
+            raise DataError(f"the downloaded archive's md5 is {digest}; expected {CIFAR10_MD5}. "
+                            "The download is corrupt or was tampered with: try again.")
+        archive.seek(0)
+        tar = stack.enter_context(tarfile.open(fileobj=archive, mode="r:gz"))
         for member in tar.getmembers():
             name = Path(member.name)
             if not member.isfile() or name.parent.name != "cifar-10-batches-py" or ".." in name.parts:
@@ -191,27 +201,6 @@ def download_cifar10(directory: str | os.PathLike, *, progress: bool = True) -> 
             data = tar.extractfile(member).read()
             atomic_write(target / name.name, lambda tmp, data=data: Path(tmp).write_bytes(data), overwrite=True)
     return target
-
-
-class _progress_bar:
-    def __init__(self, enabled: bool):
-        self.enabled, self.bar = enabled, None
-
-    def start(self, total: int) -> None:
-        if self.enabled:
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                return
-            self.bar = tqdm(total=total or None, unit="B", unit_scale=True, desc="cifar-10-python.tar.gz")
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 # --- image folders -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from alexnet_spec.files import atomic_write
+from alexnet_spec.text import format_table
 
 TARGET_SHARE = 0.70  # issue #6: the default path should reach this share of sgemm at batch 32
 OPT_IN_TARGET_SHARE = 0.80  # issue #11: the opt-in fast paths of paper and torchvision
@@ -38,10 +39,8 @@ def table(results: dict) -> str:
             _cell(big and big["copy_share"], ".2f"),
             _cell(big and big["peak_mib"], ".0f"),
         ])
-    widths = [max(len(str(c)) for c in col) for col in zip(head, *body)]
-    fmt = lambda cells: "  ".join(str(c).rjust(w) if i > 2 else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()  # noqa: E731
     m = results["machine"]
-    lines = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in body]
+    lines = format_table(head, body, right=range(3, len(head)))
     lines.append(
         f"* the user's default path. Share of sgemm: the median over calls of each call's GFLOP/s over "
         f"that of an sgemm run right after it; vs run's sgemm: over the best sgemm of the run; sgemm at "

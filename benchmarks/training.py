@@ -4,9 +4,9 @@ framework's own training code, paired with an sgemm like the inference rows.
 A step is counted as 3x the forward FLOPs (the forward pass, and a backward pass that computes the
 gradients of both the activations and the weights, each as costly as the forward). The PyTorch
 step is ``alexnet_torch.training.train_one_epoch`` over one batch (cross-entropy, ``backward``,
-Keras's decoupled weight decay, ``SGD.step``); the Keras step is ``model.train_on_batch`` on the
-model ``alexnet_keras.training.compile_for_training`` compiled, the function ``model.fit`` runs
-each batch. Both models are built as ``alexnet-train`` builds them, with the variant's recipe.
+``DecoupledSGD.step``: Keras's decoupled weight decay, then SGD's step); the Keras step is
+``model.train_on_batch`` on the model ``alexnet_keras.training.compile_for_training`` compiled,
+the function ``model.fit`` runs each batch. Both models are built as ``alexnet-train`` builds them, with the variant's recipe.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import statistics
 
 import numpy as np
 
+from alexnet_spec.text import format_table
 from benchmarks import machine, timing
 
 TRAINING_VARIANTS = ("cifar", "paper")
@@ -46,14 +47,14 @@ def torch_step(variant: str, x_nchw: np.ndarray, y: np.ndarray):
 
     import alexnet_torch
     from alexnet_training import runs
-    from alexnet_torch.training import train_one_epoch
+    from alexnet_torch.training import sgd, train_one_epoch
 
     recipe = _recipe(variant)
     torch.manual_seed(0)
     model = alexnet_torch.build(variant, **runs.model_options(variant, recipe.init))
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum)
+    optimizer = sgd(model, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     batch = [(torch.from_numpy(np.ascontiguousarray(x_nchw)), torch.from_numpy(y).long())]
-    return lambda: train_one_epoch(model, optimizer, batch, weight_decay=recipe.weight_decay)
+    return lambda: train_one_epoch(model, optimizer, batch)
 
 
 def keras_step(variant: str, x_nchw: np.ndarray, y: np.ndarray):
@@ -112,9 +113,7 @@ def training_table(rows: list[dict]) -> str:
     body = [[r["variant"], r["framework"], r["mode"], str(r["batch"]), f"{r['seconds']:.3f}",
              f"{r['images_per_s']:.1f}", f"{r['gflops']:.0f}", f"{r['sgemm_share']:.2f}",
              "-" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"] for r in rows]
-    widths = [max(len(c) for c in col) for col in zip(head, *body)]
-    fmt = lambda cells: "  ".join(c.rjust(w) if i > 2 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()  # noqa: E731
-    lines = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in body]
+    lines = format_table(head, body, right=range(3, len(head)))
     lines.append("Training: one optimizer step per call (forward, backward, SGD update), counted as 3x the forward "
                  "FLOPs; share of sgemm: the median over steps of each step's GFLOP/s over that of an sgemm run "
                  "right after it.")

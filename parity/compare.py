@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from alexnet_spec.text import format_table
+
 # fp32 parity of AlexNet sits near 1e-7 relative to the output scale (see docs/pitfalls); a
 # convention bug (LRN alpha, flatten order, padding, BatchNorm eps) costs 1e-3 or more. This
 # default leaves two orders of magnitude for rounding and none for a wrong convention.
@@ -104,9 +106,7 @@ class ParityReport:
                 cells += [f"{r.torch_vs_f64:.2e}", f"{r.keras_vs_f64:.2e}"]
             cells.append("ok" if r.ok else "FAIL")
             body.append(cells)
-        widths = [max(len(str(c)) for c in col) for col in zip(head, *body)]
-        fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-        lines = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in body]
+        lines = format_table(head, body)
         lines += self.notes
         lines.append(self.verdict())
         return "\n".join(lines)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from alexnet_spec.files import atomic_write
+from alexnet_spec.text import format_table
 
 EXPORTERS = ("dynamo", "torchscript")
 # fp32 rounding of these networks sits near 1e-7..1e-6 of the output scale; the issue asks 2e-6.
@@ -72,9 +73,7 @@ class ExportReport:
         body = [[r.variant, r.exporter, str(r.batch), f"{r.onnx_vs_f64:.2e}", f"{r.torch_vs_f64:.2e}",
                  f"{r.onnx_vs_torch:.2e}", f"{r.batch1_vs_f64:.2e}", f"{r.seconds:.1f}", "ok" if r.ok else "FAIL", r.path]
                 for r in self.rows]
-        widths = [max(len(c) for c in col) for col in zip(head, *body)]
-        fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-        return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, body), *self.notes, self.verdict()])
+        return "\n".join([*format_table(head, body), *self.notes, self.verdict()])
 
 
 def _rel(reference: np.ndarray, value: np.ndarray) -> float:

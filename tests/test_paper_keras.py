@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 import alexnet_keras
 from alexnet_keras import LocalResponseNormalization
-from alexnet_spec import LRN_FLAVOURS
+from alexnet_spec import LRN_FLAVOURS, get_spec
+from alexnet_spec.variants import PAPER_INIT_ONE_BIAS, PAPER_INIT_STD
 from tests.reference import subprocess_env
 
 
@@ -91,11 +92,11 @@ def test_bad_inputs_say_what_to_do(shape, words):
 def test_paper_initialization():
     keras.utils.set_random_seed(0)
     model = alexnet_keras.build("paper", init="paper")
-    names = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc1", "fc2", "predictions"]
+    names = get_spec("paper").weighted_layers
     biases = [float(np.mean(model.get_layer(n).bias.numpy())) for n in names]
-    assert biases == [0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+    assert biases == [1.0 if n in PAPER_INIT_ONE_BIAS else 0.0 for n in names] == [0, 1, 0, 1, 1, 1, 1, 0]
     kernel = model.get_layer("fc1").kernel.numpy()
-    assert abs(kernel.std() - 0.01) < 1e-4
+    assert abs(kernel.std() - PAPER_INIT_STD) < 1e-4
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="AutoGraph is TensorFlow's")

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 import alexnet_torch
-from alexnet_spec import LRN_FLAVOURS
+from alexnet_spec import LRN_FLAVOURS, get_spec
+from alexnet_spec.variants import PAPER_INIT_ONE_BIAS, PAPER_INIT_STD
 from tests.reference import DocumentAlexNet, assert_same_network
 
 
@@ -71,9 +72,10 @@ def test_paper_initialization():
     model = alexnet_torch.build("paper", init="paper")
     convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     biases = [float(m.bias.detach().mean()) for m in convs]
-    assert biases == [0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0]  # conv1..5, fc1, fc2, predictions
+    names = get_spec("paper").weighted_layers  # conv1..5, fc1, fc2, predictions
+    assert biases == [1.0 if n in PAPER_INIT_ONE_BIAS else 0.0 for n in names] == [0, 1, 0, 1, 1, 1, 1, 0]
     weight = convs[5].weight.detach()
-    assert abs(float(weight.std()) - 0.01) < 1e-4 and abs(float(weight.mean())) < 1e-4
+    assert abs(float(weight.std()) - PAPER_INIT_STD) < 1e-4 and abs(float(weight.mean())) < 1e-4
 
 
 def test_unknown_options_are_refused():

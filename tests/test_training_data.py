@@ -1,5 +1,6 @@
 """Recipes, data readers and the framework-neutral augmenter (numpy only, no framework)."""
 
+import io
 import os
 import pickle
 
@@ -70,6 +71,43 @@ def test_cifar_reader_names_missing_batches(tmp_path):
     (folder / "data_batch_5").unlink()
     with pytest.raises(D.DataError, match="missing data_batch_5"):
         D.read_cifar10(folder)
+
+
+class _Download(io.BytesIO):
+    """What ``urllib.request.urlopen`` returns, serving bytes from memory."""
+
+    def __init__(self, data):
+        super().__init__(data)
+        self.headers = {"Content-Length": str(len(data))}
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_a_missing_cifar_folder_names_the_command_that_fetches_it(tmp_path, monkeypatch, progress):
+    import hashlib
+    import shlex
+    import tarfile
+    import urllib.request
+
+    source = write_cifar(tmp_path / "source")
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        tar.add(source, arcname="cifar-10-batches-py")
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: _Download(archive.getvalue()))
+    monkeypatch.setattr(D, "CIFAR10_MD5", hashlib.md5(archive.getvalue()).hexdigest())
+    monkeypatch.setattr(D, "download_cifar10", lambda d, progress=progress, f=D.download_cifar10: f(d, progress=progress))
+    target = tmp_path / "data"
+    with pytest.raises(D.DataError, match="download_cifar10") as refused:
+        D.read_cifar10(target / "cifar-10-batches-py")
+    command = shlex.split(str(refused.value).split("(", 1)[1].rsplit(" fetches it", 1)[0])
+    assert command[:2] == ["python", "-c"], command
+    exec(command[2], {})  # the command as a user runs it, with the network replaced
+    train, test = D.read_cifar10(target)
+    assert len(train) == 5 * 20 and len(test) == 20
+
+    monkeypatch.setattr(D, "CIFAR10_MD5", "0" * 32)
+    with pytest.raises(D.DataError, match="md5"):
+        D.download_cifar10(tmp_path / "other", progress=progress)
+    assert not (tmp_path / "other").exists()
 
 
 def test_digits_are_real_and_split_without_overlap():

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from keras import ops
 
 from alexnet_training import runs
 from alexnet_training.augment import Pipeline
+from alexnet_training.metrics import log_softmax, topk_hits
 from alexnet_spec.files import atomic_write
 from alexnet_training.precise_bn import batch_moments, combine_moments, precise_bn_batches
 from alexnet_training.recipes import Recipe, learning_rate
@@ -130,16 +132,33 @@ class RunLogger(keras.callbacks.Callback):
 
 
 # --8<-- [start:compile]
-def compile_for_training(model, recipe: Recipe, lr: float | None = None):
+def compile_for_training(model, recipe: Recipe, lr: float | None = None, *,
+                         probabilities: bool = False, metrics: bool = True,
+                         jit_compile="auto", run_eagerly: bool = False):
+    """SGD with the recipe's momentum and (decoupled) weight decay, and cross-entropy
+    on logits; ``probabilities``: the model ends in a softmax (:func:`probability_loss`);
+    ``metrics``: top-1 and top-5 for ``fit``'s logs (TensorFlow's top-k refuses
+    float64); ``jit_compile``, ``run_eagerly``: ``model.compile``'s."""
     model.compile(
         optimizer=keras.optimizers.SGD(
             learning_rate=recipe.lr if lr is None else lr,
             momentum=recipe.momentum, weight_decay=recipe.weight_decay or None),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=probability_loss if probabilities
+        else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1"),
-                 keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")],
+                 keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")]
+        if metrics else None,
+        jit_compile=jit_compile,
+        run_eagerly=run_eagerly,
     )
     return model
+
+
+def probability_loss(y_true, y_pred):
+    """``-log p[label]`` of each sample, on softmax probabilities: the PyTorch step's loss
+    (Keras's own probability loss clips and may recover the logits, another computation)."""
+    index = ops.cast(ops.reshape(y_true, (-1, 1)), "int32")
+    return -ops.log(ops.take_along_axis(y_pred, index, axis=1))[:, 0]
 # --8<-- [end:compile]
 
 
@@ -218,11 +237,10 @@ def evaluate(model, pipeline: Pipeline, *, probabilities: bool = False) -> tuple
     for number in range(pipeline.num_batches):
         x, y = pipeline.batch(number, 0)
         out = np.asarray(model(x, training=False), dtype=np.float64)
-        logp = np.log(np.maximum(out, 1e-12)) if probabilities else out - _logsumexp(out)
+        logp = np.log(np.maximum(out, 1e-12)) if probabilities else log_softmax(out)
         total_loss -= float(logp[np.arange(len(y)), y].sum())
-        best = np.argsort(-out, axis=1)[:, :5]
-        top1 += int((best[:, 0] == y).sum())
-        top5 += int((best == y[:, None]).any(1).sum())
+        hits = topk_hits(out, y)
+        top1, top5 = top1 + hits[0], top5 + hits[1]
     n = len(pipeline)
     return total_loss / n, top1 / n, top5 / n
 
@@ -232,19 +250,12 @@ def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False)
     top1 = top5 = 0
     for index in range(len(pipeline.data)):
         out = np.asarray(model(pipeline.ten_crops(index), training=False), dtype=np.float64)
-        p = (out if probabilities else np.exp(out - _logsumexp(out))).mean(0)
-        best = list(np.argsort(-p)[:5])
-        label = int(pipeline.data.labels[index])
-        top1 += best[0] == label
-        top5 += label in best
+        p = (out if probabilities else np.exp(log_softmax(out))).mean(0)
+        hits = topk_hits(p[None], [pipeline.data.labels[index]])
+        top1, top5 = top1 + hits[0], top5 + hits[1]
     n = len(pipeline.data)
     return top1 / n, top5 / n
 
 
-def _logsumexp(x: np.ndarray) -> np.ndarray:
-    m = x.max(axis=1, keepdims=True)
-    return m + np.log(np.exp(x - m).sum(axis=1, keepdims=True))
-
-
 __all__ = ["BatchSequence", "EpochSetter", "PreciseBN", "RunLogger", "compile_for_training", "evaluate", "evaluate_ten_crop",
-           "train", "update_bn_stats"]
+           "probability_loss", "train", "update_bn_stats"]

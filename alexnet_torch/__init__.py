@@ -20,6 +20,7 @@ from alexnet_spec import VARIANTS as _SPEC_VARIANTS
 from alexnet_spec.variants import build_variant
 from alexnet_torch.cifar import AlexNetCifar, alexnet_cifar
 from alexnet_torch.fast import optimize
+from alexnet_torch.optim import DecoupledSGD
 from alexnet_torch.torchvision import AlexNetTorchvision, alexnet_torchvision
 from alexnet_torch.paper import AlexNetPaper, alexnet_paper
 from alexnet_torch.preprocessing import decode_predictions, load_image, transforms
@@ -44,6 +45,7 @@ __all__ = [
     "AlexNetCifar",
     "AlexNetPaper",
     "AlexNetTorchvision",
+    "DecoupledSGD",
     "alexnet_cifar",
     "alexnet_paper",
     "alexnet_torchvision",

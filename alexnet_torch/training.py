@@ -2,9 +2,12 @@
 
 The batches come from ``alexnet_training.augment.Pipeline`` (numpy, seeded by seed, epoch and index),
 so a ``DataLoader`` with any number of workers yields what the Keras run's ``PyDataset`` yields.
-The numbers come from an ``alexnet_training.recipes.Recipe``. Weight decay is Keras's, decoupled: the
-loop applies ``w -= lr * wd * w`` before ``optimizer.step()`` instead of passing ``weight_decay``
-to SGD (which would run it through the momentum; see ``parity.steps``).
+The numbers come from an ``alexnet_training.recipes.Recipe``. Weight decay is Keras's, decoupled
+(``w -= lr * wd * w`` before the gradient step): the optimizer is ``alexnet_torch.optim.DecoupledSGD``,
+not ``torch.optim.SGD(weight_decay=...)``, which would run it through the momentum (see
+``parity.steps``). :func:`train_step` is the one training step: :func:`train_one_epoch` takes it for
+every batch, and ``parity.steps`` and ``parity.replicas_torch`` prove it against Keras and across
+replicas.
 
 Each epoch ends with an atomic checkpoint (model, optimizer, epoch, metrics rows, torch RNG state)
 and a rewritten ``metrics.csv``; :func:`train` with ``resume=True`` continues from it.
@@ -22,8 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from alexnet_torch.optim import DecoupledSGD
 from alexnet_training import runs
 from alexnet_training.augment import Pipeline
+from alexnet_training.metrics import topk_hits
 from alexnet_spec.files import atomic_write
 from alexnet_training.precise_bn import batch_moments, combine_moments, precise_bn_batches
 from alexnet_training.recipes import Recipe, learning_rate
@@ -74,27 +79,42 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
 
 
 # --8<-- [start:train-one-epoch]
-def train_one_epoch(model, optimizer, loader, *, weight_decay: float,
+# --8<-- [start:train-step]
+def sgd(model, *, lr: float, momentum: float, weight_decay: float) -> DecoupledSGD:
+    """The optimizer of a training run: SGD with momentum and Keras's decoupled
+    weight decay (``alexnet_torch.optim``), over the trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return DecoupledSGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def train_step(model, optimizer, images, targets, *, probabilities: bool = False):
+    """One optimizer step on one batch: forward, loss, zero_grad, backward, step. Returns the
+    batch's mean loss and the model's output (both detached). The loss is cross-entropy on logits;
+    ``probabilities``: the model ends in a softmax, the loss is ``-mean(log p[label])``."""
+    output = model(images)
+    if probabilities:
+        loss = -torch.log(output.gather(1, targets[:, None])).mean()
+    else:
+        loss = F.cross_entropy(output, targets)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()  # DecoupledSGD: Keras's weight decay, then SGD's step
+    return loss.detach(), output.detach()
+# --8<-- [end:train-step]
+
+
+def train_one_epoch(model, optimizer, loader, *, probabilities: bool = False,
                     progress: bool = False, desc: str = "", reduce=None):
     """One pass over ``loader``: mean loss and top-1 accuracy of the training batches (``reduce``:
     sums the loss, hits and count over replicas, ``Replicas.sum``)."""
     model.train()
-    params = [p for group in optimizer.param_groups for p in group["params"]]
     total_loss, correct, seen = 0.0, 0, 0
     # a replica's GPU under nccl; else the CPU, a no-op
     device = next(model.parameters()).device
     for images, targets in _bar(loader, progress, desc):
         images, targets = images.to(device), targets.to(device)
-        output = model(images)
-        loss = F.cross_entropy(output, targets)
-        optimizer.zero_grad()
-        loss.backward()
-        # Keras's decoupled weight decay, before the gradient step
-        with torch.no_grad():
-            lr = optimizer.param_groups[0]["lr"]
-            for p in params:
-                p.add_(p, alpha=-lr * weight_decay)
-        optimizer.step()
+        loss, output = train_step(model, optimizer, images, targets,
+                                  probabilities=probabilities)
         total_loss += loss.item() * len(targets)
         correct += (output.argmax(1) == targets).sum().item()
         seen += len(targets)
@@ -153,9 +173,8 @@ def evaluate(model, loader, *, probabilities: bool = False, progress: bool = Fal
         output = model(images)
         logp = torch.log(output.clamp_min(1e-12)) if probabilities else F.log_softmax(output, 1)
         total_loss += F.nll_loss(logp, targets, reduction="sum").item()
-        best = output.topk(min(5, output.shape[1]), 1).indices
-        top1 += (best[:, 0] == targets).sum().item()
-        top5 += (best == targets[:, None]).any(1).sum().item()
+        hits = topk_hits(output.float().cpu().numpy(), targets.cpu().numpy())  # float: numpy has no bfloat16
+        top1, top5 = top1 + hits[0], top5 + hits[1]
         seen += len(targets)
     if reduce is not None:
         total_loss, top1, top5, seen = reduce(total_loss, top1, top5, seen)
@@ -171,10 +190,8 @@ def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False,
         crops = torch.from_numpy(pipeline.ten_crops(index).transpose(0, 3, 1, 2).copy())
         output = model(crops)
         p = (output if probabilities else output.softmax(1)).mean(0)
-        best = p.topk(min(5, p.shape[0])).indices.tolist()
-        label = int(pipeline.data.labels[index])
-        top1 += best[0] == label
-        top5 += label in best
+        hits = topk_hits(p[None].float().cpu().numpy(), [pipeline.data.labels[index]])
+        top1, top5 = top1 + hits[0], top5 + hits[1]
     n = len(pipeline.data)
     return top1 / n, top5 / n
 
@@ -191,9 +208,8 @@ def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_d
     if replicas is not None:
         # before the optimizer: a resumed momentum lands on the replica's device
         model.to(replicas.device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    # decay: decoupled, in the loop
-    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=recipe.momentum)
+    optimizer = sgd(model, lr=config.lr, momentum=recipe.momentum,
+                    weight_decay=recipe.weight_decay)
     rows, start = [], 0
     if resume:
         rows, start = load_checkpoint(run_dir / runs.CHECKPOINTS["torch"], model,
@@ -217,9 +233,8 @@ def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_d
             if replicas is not None:
                 replicas.seed(config.seed, epoch)
             train_loss, train_top1 = train_one_epoch(
-                net, optimizer, train_loader, weight_decay=recipe.weight_decay,
-                progress=progress, desc=f"epoch {epoch + 1}/{config.epochs}",
-                reduce=reduce)
+                net, optimizer, train_loader, progress=progress,
+                desc=f"epoch {epoch + 1}/{config.epochs}", reduce=reduce)
             if replicas is not None:
                 replicas.sync_buffers(model)
             # every replica computes the same statistics from the same batches
@@ -267,5 +282,5 @@ def _bar(iterable, enabled: bool, desc: str):
     return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
 
 
-__all__ = ["AugmentedDataset", "EpochSampler", "data_loader", "evaluate", "evaluate_ten_crop", "train",
-           "train_one_epoch", "update_bn_stats"]
+__all__ = ["AugmentedDataset", "EpochSampler", "data_loader", "evaluate", "evaluate_ten_crop", "sgd", "train",
+           "train_one_epoch", "train_step", "update_bn_stats"]

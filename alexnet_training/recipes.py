@@ -6,9 +6,9 @@ each names its source and every place where this project departs from it. Both
 :func:`learning_rate` is the one schedule both call at the start of every epoch.
 
 Weight decay is applied the way Keras's ``SGD(weight_decay=...)`` does it, decoupled
-(``w -= lr * wd * w`` before the gradient step, outside the momentum), in both frameworks: the
-PyTorch loop applies it by hand rather than through ``torch.optim.SGD(weight_decay=...)``, which
-adds ``wd * w`` to the gradient and so runs it through the momentum (see ``parity.steps``). With
+(``w -= lr * wd * w`` before the gradient step, outside the momentum), in both frameworks: PyTorch
+trains with ``alexnet_torch.optim.DecoupledSGD`` rather than ``torch.optim.SGD(weight_decay=...)``,
+which adds ``wd * w`` to the gradient and so runs it through the momentum (see ``parity.steps``). With
 momentum 0.9 the two differ after the first step; this is a deviation from the paper and from
 torchvision's recipe, named in both.
 """

@@ -5,23 +5,27 @@ does to them. Here a seeded random torch model is ported to Keras, both are put 
 with dropout off, and:
 
 1. a forward pass with batch statistics is compared layer by layer (``parity.compare``);
-2. each framework takes ``steps`` optimizer steps on the same batch with its own training code
-   (``loss.backward()`` + ``torch.optim.SGD``; ``keras.Model.train_on_batch`` + ``keras.optimizers.SGD``),
-   and the updated weights and BatchNorm moving statistics are compared.
+2. each framework takes ``steps`` optimizer steps on the same batch with the code users train with
+   (``alexnet_torch.training.train_step`` with ``alexnet_torch.training.sgd``'s ``DecoupledSGD``,
+   the step ``train_one_epoch`` takes; ``keras.Model.train_on_batch`` on the model
+   ``alexnet_keras.training.compile_for_training`` compiled), and the updated weights and BatchNorm
+   moving statistics are compared. The float64 run goes through the same torch step.
 
 Conventions carried so the two updates are the same:
 
 - Loss: cross-entropy, on logits when the model returns logits (``logits=True``), else
-  ``-mean(log p[label])`` on the softmax probabilities, written out the same way in both (Keras's
-  own probability loss clips and may recover the logits, a different computation).
+  ``-mean(log p[label])`` on the softmax probabilities, written out the same way in both
+  (``train_step(probabilities=True)``, ``compile_for_training(probabilities=True)``; Keras's own
+  probability loss clips and may recover the logits, a different computation).
 - SGD with momentum: Keras keeps ``v = momentum * v - lr * g; w += v``, PyTorch
   ``b = momentum * b + g; w -= lr * b``; with no dampening these are the same update.
 - Weight decay: Keras's ``weight_decay`` is decoupled (``w -= lr * wd * w`` before the gradient
   step, outside the momentum); PyTorch's SGD ``weight_decay`` adds ``wd * w`` to the gradient, so
   it runs through the momentum. The first step is identical either way, later steps are not. The
-  torch side here therefore runs SGD with ``weight_decay=0`` and applies Keras's decoupled decay
-  itself, to every trainable parameter as Keras does (``torch_weight_decay="coupled"`` uses
-  PyTorch's own, to show that the check tells the two apart).
+  torch side therefore trains with ``alexnet_torch.optim.DecoupledSGD``, which applies Keras's
+  decoupled decay to every trainable parameter before SGD's step (``torch_weight_decay="coupled"``
+  hands the same ``train_step`` PyTorch's own ``torch.optim.SGD(weight_decay=...)`` instead, to
+  show that the check tells the two apart).
 - BatchNorm: momentum and the biased running variance are carried by the torch model itself
   (``alexnet_torch.batchnorm``).
 
@@ -53,6 +57,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from alexnet_spec.text import format_table
 from parity.compare import ParityReport, compare
 
 # Measured on cifar (batch 8, lr 0.01, momentum 0.9, wd 5e-4, 2 steps, seeds 0-2), as a fraction of
@@ -146,16 +151,13 @@ class TrainReport:
              f"{r.torch_vs_f64:.2e}", f"{r.keras_vs_f64:.2e}", "ok" if r.ok else "FAIL"]
             for r in self.steps
         ]
-        widths = [max(len(c) for c in col) for col in zip(head, *body)]
-        fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
         settings = ", ".join(f"{k}={v}" for k, v in self.settings.items())
         losses = "; ".join(
             f"step {i + 1}: torch {d['torch']:.6f}, keras {d['keras']:.6f}, float64 {d['float64']:.6f}"
             for i, d in enumerate(self.losses)
         )
         lines = [f"training forward pass ({settings}):", str(self.forward), "", f"losses: {losses}",
-                 fmt(head), fmt(["-" * w for w in widths])]
-        lines += [fmt(c) for c in body] + self.notes + [self.verdict()]
+                 *format_table(head, body), *self.notes, self.verdict()]
         return "\n".join(lines)
 
 
@@ -229,71 +231,54 @@ def check_train_step(
     return TrainReport(variant, forward, rows, losses, step_rtol, settings)
 
 
-# --- one framework's training step each --------------------------------------------------------
+# --- the shipped training steps, fed numpy batches --------------------------------------------
 
 
-# --8<-- [start:torch-step]
-def _torch_trainer(module, probabilities, lr, momentum, weight_decay, decay):
+def _torch_trainer(module, probabilities, lr, momentum, weight_decay, decay="decoupled"):
+    """``alexnet_torch.training.train_step`` with the optimizer ``alexnet-train`` makes
+    (``alexnet_torch.training.sgd``); ``decay="coupled"``: PyTorch's own SGD weight decay instead,
+    through the same step (the wrong convention the check must catch)."""
     import torch
-    import torch.nn.functional as F
 
-    params = [p for p in module.parameters() if p.requires_grad]
-    coupled = weight_decay if decay == "coupled" else 0.0
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum,
-                                weight_decay=coupled)
+    from alexnet_torch.training import sgd, train_step
+
+    if decay == "coupled":
+        params = [p for p in module.parameters() if p.requires_grad]
+        optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    else:
+        optimizer = sgd(module, lr=lr, momentum=momentum, weight_decay=weight_decay)
     dtype = next(module.parameters()).dtype
+    module.train()
 
     def step(x, y) -> float:
-        module.train()
-        out = module(torch.from_numpy(x).to(dtype))
-        target = torch.from_numpy(y).long()
-        if probabilities:
-            loss = -torch.log(out.gather(1, target[:, None])).mean()
-        else:
-            loss = F.cross_entropy(out, target)
-        optimizer.zero_grad()
-        loss.backward()
-        if decay == "decoupled" and weight_decay:
-            # Keras's decoupled decay, applied before the gradient step
-            with torch.no_grad():
-                for p in params:
-                    p.add_(p, alpha=-lr * weight_decay)
-        optimizer.step()
+        images, targets = torch.from_numpy(x).to(dtype), torch.from_numpy(y).long()
+        loss, _ = train_step(module, optimizer, images, targets, probabilities=probabilities)
         return loss.item()
 
     return step
-# --8<-- [end:torch-step]
 
 
-# --8<-- [start:keras-step]
 def _keras_trainer(model, probabilities, lr, momentum, weight_decay):
-    import keras
-    from keras import ops
+    """``train_on_batch`` on the model ``alexnet_keras.training.compile_for_training`` compiled."""
+    from alexnet_keras.training import compile_for_training
 
-    def probability_loss(y_true, y_pred):
-        index = ops.cast(ops.reshape(y_true, (-1, 1)), "int32")
-        return -ops.log(ops.take_along_axis(y_pred, index, axis=1))[:, 0]
-
-    def logit_loss(y_true, y_pred):
-        return keras.losses.sparse_categorical_crossentropy(y_true, y_pred,
-                                                            from_logits=True)
-
-    model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=momentum,
-                                       weight_decay=weight_decay or None),
-        loss=probability_loss if probabilities else logit_loss,
-        # XLA may fuse and reorder; plain kernels are what we compare
-        jit_compile=False,
-        # a few steps: tracing the train function would cost more than it saves
-        run_eagerly=True,
-    )
+    compile_for_training(model, _recipe(momentum, weight_decay), lr, probabilities=probabilities, metrics=False,
+                         jit_compile=False,  # XLA may fuse and reorder; plain kernels are what we compare
+                         run_eagerly=True)  # a few steps: tracing the train function would cost more than it saves
 
     def step(x, y) -> float:
-        return float(model.train_on_batch(
-            np.ascontiguousarray(x.transpose(0, 2, 3, 1)), y))
+        return float(model.train_on_batch(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), y))
 
     return step
-# --8<-- [end:keras-step]
+
+
+def _recipe(momentum: float, weight_decay: float):
+    """``cifar``'s recipe with the check's optimizer numbers (the learning rate is passed on its own)."""
+    from dataclasses import replace
+
+    from alexnet_training.recipes import CIFAR
+
+    return replace(CIFAR, momentum=momentum, weight_decay=weight_decay)
 
 
 def _synchronize(table, t64, t32, keras_model) -> None:

@@ -49,11 +49,39 @@ def test_unbiased_running_variance_alone_fails():
     assert "moving_mean, moving_variance" in report.verdict()
 
 
-def test_coupled_weight_decay_fails_at_the_second_step():
+def _spy(monkeypatch):
+    """Count the calls of the shipped training functions (the check imports them when it runs)."""
+    import alexnet_keras.training as keras_training
+    import alexnet_torch.training as torch_training
+
+    calls = []
+    for module, name in ((torch_training, "sgd"), (torch_training, "train_step"), (keras_training, "compile_for_training")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    return calls
+
+
+def test_the_check_trains_with_the_shipped_steps(monkeypatch):
+    """fp32 and float64 torch take alexnet_torch.training.train_step with the optimizer alexnet-train
+    makes; Keras trains the model alexnet_keras.training.compile_for_training compiled."""
+    calls = _spy(monkeypatch)
+    report = check_train_step(seed=0, steps=1, batch=4)
+    assert report.ok, report
+    assert sorted(calls) == ["compile_for_training", "sgd", "sgd", "train_step", "train_step"]
+
+
+def test_coupled_weight_decay_fails_at_the_second_step(monkeypatch):
+    """PyTorch's own ``SGD(weight_decay=...)`` handed to the shipped train_step in place of
+    DecoupledSGD: the same first step, a different second one, and the check says so."""
+    calls = _spy(monkeypatch)
     report = check_train_step(seed=0, steps=2, batch=4, torch_weight_decay="coupled")
+    assert calls.count("train_step") == 4 and calls.count("sgd") == 1  # the float64 run keeps DecoupledSGD
     assert not report.ok
     assert all(r.ok for r in report.steps if r.step == 1)  # identical first step: zero velocity
-    assert any(not r.ok for r in report.steps if r.step == 2)
+    bad = [r for r in report.steps if r.step == 2 and not r.ok]
+    worst = max(bad, key=lambda r: r.max_rel)
+    assert worst.max_rel > 10 * STEP_RTOL
+    assert worst.torch_vs_f64 > 10 * worst.keras_vs_f64  # Keras stays at float64: torch is the wrong one
 
 
 def test_wrong_epsilon_fails_the_training_forward():

@@ -131,34 +131,23 @@ def _check(args):
 
 
 def _replicas(args):
+    """One report per variant, every engine a row of its table, judged by one criterion (parity.replicas)."""
     import alexnet_torch
-    from parity.replicas_torch import DEFAULT_BATCH, ENGINES, check_replicas
-    from parity.replicas_keras import check_keras_replicas, keras_engines
+    from parity.replicas import check_arguments, check_replicas, default_batch, engine_names
 
     if args.torch or args.keras or args.size or args.option or args.train_step or args.train_steps:
         raise UsageError("--replicas checks freshly initialized networks of --variant (or --all) on the digits; "
                          "it takes --engine, --steps, --batch and --seed only")
     if not (args.variant or args.all):
         raise UsageError("--replicas needs --variant NAME or --all")
-    keras_names = list(keras_engines())
-    known = [*ENGINES, *keras_names]
-    if args.engine != "all" and args.engine not in known:
-        raise UsageError(f"unknown engine {args.engine!r}; expected one of {', '.join(known)} or all")
-    names = known if args.engine == "all" else [args.engine]
     variants = alexnet_torch.VARIANTS if args.all else (args.variant,)
-    reports = []
-    for variant in variants:
-        torch_names = [n for n in names if n in ENGINES]
-        if torch_names:
-            reports.append(check_replicas("all" if len(torch_names) > 1 else torch_names[0], variant, args.replicas,
-                                          args.steps, args.batch, args.seed))
-        wanted = [n for n in names if n in keras_names]
-        if wanted:
-            batch = args.batch or DEFAULT_BATCH.get(variant, 4) * args.replicas // 2
-            if batch % args.replicas:
-                raise UsageError(f"the global batch {batch} must split evenly over {args.replicas} replicas; use a "
-                                 f"multiple of {args.replicas}")
-            reports.append(check_keras_replicas(wanted, variant, args.replicas, args.steps, batch, args.seed))
+    try:  # refused before anything starts
+        names = engine_names(args.engine)
+        for variant in variants:
+            check_arguments(variant, args.replicas, args.steps, args.batch or default_batch(variant, args.replicas))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    reports = [check_replicas(names, variant, args.replicas, args.steps, args.batch, args.seed) for variant in variants]
     ok = all(r.ok for r in reports)
     return (EXIT_OK if ok else EXIT_DIFFER), {"ok": ok, "reports": [r.to_dict() for r in reports]}, \
         "\n\n".join(str(r) for r in reports)

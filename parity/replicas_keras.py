@@ -1,36 +1,26 @@
-"""N replicas compute what one process computes: Keras's data-parallel engines against one process.
+"""Keras's data-parallel engines, engines of ``parity.replicas``: how one Keras process and its
+replicas produce the states that check judges.
 
-For each engine, from the same initial weights and the same global batches (dropout off), ``steps``
+For each backend, from the same initial weights and the same global batches (dropout off), ``steps``
 SGD steps of ``model.fit`` (``alexnet_keras.training.compile_for_training``: momentum 0.9, decoupled
 weight decay 5e-4, lr 0.01) run
 
-- in one process with the global batch B (fp32): the reference;
-- in one process in float64: what the reference would be without rounding;
-- on the engine with ``replicas`` replicas of B/N images each (fp32).
+- in one process with the global batch B, in fp32 (the reference), in float64, and in fp32 fed
+  each batch's samples in reverse order (the floor's three runs: :func:`reference`);
+- on the engine with ``replicas`` replicas of B/N images each, in fp32 (:func:`run_engine`).
 
-Each difference is measured per variable (weights and BatchNorm moving statistics) relative to the
-largest float64 change of that variable over the steps (the weights themselves hide the
-difference: the steps move them by a small fraction), and the maximum over variables is reported:
+Each run returns its variables after step 1 and after the last step (a callback reads them) and the
+loss of every step (from the running mean ``fit`` logs). ``cifar`` needs BatchNorm statistics over
+the global batch: on TensorFlow the engines set ``synchronized=True``, and MirroredStrategy also runs
+without it (``syncs``); under JAX ``DataParallel`` the batch is one sharded array and nothing needs
+synchronizing: the check measures it. ``cifar`` reads augmented digits; the other variants seeded
+images.
 
-- ``difference``: replicas against the one-process reference;
-- ``fp32_floor``: the reference against float64, the rounding fp32 allows one process;
-- ``replicas_vs_float64``: the replicas against float64.
-
-``ok``: ``difference`` within ``FLOOR_FACTOR`` fp32 floors. A floor can be large: where a ReLU's
-input lies within fp32 rounding of zero, fp32 and float64 take different sides of it and the step's
-gradient jumps (seed 0: one fc1 unit of one image on TensorFlow ``cifar`` at batch 8, 0.2 of fc1's
-change after one step; one conv3 unit on JAX ``paper`` at batch 4; docs/scaling.md). So
-``replicas_vs_float64`` is reported beside it.
-
-Replicas sum their gradients in another order than one process, so ``paper`` is equal up to fp32
-reduction order: ``difference`` of the order of ``fp32_floor``. ``cifar`` needs BatchNorm statistics
-over the global batch: on TensorFlow the engines set ``synchronized=True``; ``mirrored`` also
-measures the run without it (``difference_without_sync``), which is what replicas that normalize by
-their own B/N images compute. Under JAX ``DataParallel`` the batch is one sharded array and nothing
-needs synchronizing: the difference measures it.
-
-Every engine runs in child processes (device counts are fixed when a framework starts), each
-bounded by ``timeout_s`` and killed in a ``finally``. Engines: :func:`keras_engines`.
+Every run is a child process (device counts are fixed when a framework starts), each bounded by
+``timeout_s`` and killed in a ``finally``. A one-process floor can be large: where a ReLU's input
+lies within fp32 rounding of zero, fp32 and float64 take different sides of it and the step's
+gradient jumps (seed 0: one fc1 unit of one image on TensorFlow ``cifar`` at batch 8; one conv3 unit
+on JAX ``paper`` at batch 4; docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -40,14 +30,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-# Replicas within this many fp32 floors of one process count as equal (measured: docs/scaling.md).
-FLOOR_FACTOR = 10.0
 CHILD_TIMEOUT_S = 600.0
 LEARNING_RATE, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 5e-4
 
@@ -59,116 +45,71 @@ class EngineFailed(RuntimeError):
 # --- the parent: data, children, comparison ---------------------------------------------------------
 
 
-def tf_mirrored(variant: str, replicas: int, steps: int, batch: int, seed: int, *, timeout_s: float = CHILD_TIMEOUT_S) -> dict:
+KINDS = {"tf MirroredStrategy": "mirrored", "tf MultiWorkerMirroredStrategy": "multi-worker",
+         "jax DataParallel": "data-parallel"}  # parity.replicas's engine name -> alexnet_keras.distributed's kind
+
+
+def tf_mirrored(variant: str, replicas: int, steps: int, batch: int, seed: int, *, start: dict, syncs=(True,),
+                timeout_s: float = CHILD_TIMEOUT_S) -> dict:
     """``tf.distribute.MirroredStrategy`` over ``replicas`` logical CPU devices of one process."""
-    return _engine("mirrored", variant, replicas, steps, batch, seed, timeout_s)
+    return _engine("mirrored", variant, replicas, steps, batch, seed, start, syncs, timeout_s)
 
 
-def tf_multi_worker(variant: str, replicas: int, steps: int, batch: int, seed: int, *,
+def tf_multi_worker(variant: str, replicas: int, steps: int, batch: int, seed: int, *, start: dict, syncs=(True,),
                     timeout_s: float = CHILD_TIMEOUT_S) -> dict:
     """``tf.distribute.MultiWorkerMirroredStrategy``: ``replicas`` worker processes on localhost ports."""
-    return _engine("multi-worker", variant, replicas, steps, batch, seed, timeout_s)
+    return _engine("multi-worker", variant, replicas, steps, batch, seed, start, syncs, timeout_s)
 
 
-def jax_data_parallel(variant: str, replicas: int, steps: int, batch: int, seed: int, *,
+def jax_data_parallel(variant: str, replicas: int, steps: int, batch: int, seed: int, *, start: dict, syncs=(True,),
                       timeout_s: float = CHILD_TIMEOUT_S) -> dict:
     """``keras.distribution.DataParallel`` over ``replicas`` JAX host devices of one process."""
-    return _engine("data-parallel", variant, replicas, steps, batch, seed, timeout_s)
+    return _engine("data-parallel", variant, replicas, steps, batch, seed, start, syncs, timeout_s)
 
 
-def keras_engines() -> dict:
-    """Engine name -> function ``(variant, replicas, steps, batch, seed) -> dict``."""
-    return {"tf MirroredStrategy": tf_mirrored, "tf MultiWorkerMirroredStrategy": tf_multi_worker,
-            "jax DataParallel": jax_data_parallel}
+def run_engine(name: str, variant: str, replicas: int, steps: int, batch: int, seed: int, *, start: dict,
+               syncs=(True,)) -> dict:
+    """``parity.replicas``'s entry: ``{synchronized: ([state after step 1, after the last], losses)}``,
+    the engine started from ``start`` (:func:`reference`'s initial weights)."""
+    function = {"mirrored": tf_mirrored, "multi-worker": tf_multi_worker, "data-parallel": jax_data_parallel}[KINDS[name]]
+    return function(variant, replicas, steps, batch, seed, start=start, syncs=syncs)
 
 
-@dataclass
-class KerasReplicasReport:
-    """The Keras engines' rows for one variant: each against its own one-process and float64 runs."""
-
-    variant: str
-    rows: dict[str, dict] = field(default_factory=dict)  # engine name -> the engine function's dict
-
-    @property
-    def ok(self) -> bool:
-        return all(r["ok"] for r in self.rows.values())
-
-    def to_dict(self) -> dict:
-        return {"variant": self.variant, "ok": self.ok, "floor_factor": FLOOR_FACTOR, "rows": self.rows}
-
-    def __str__(self) -> str:
-        head = ["engine", "replicas x batch", "vs one process", "fp32 floor", "floors", "vs float64",
-                "without sync", "seconds", ""]
-        body = [[name, f"{r['replicas']} x {r['replica_batch']}", f"{r['difference']:.2e}", f"{r['fp32_floor']:.2e}",
-                 f"{r['ratio']:.2f}", f"{r['replicas_vs_float64']:.2e}",
-                 f"{r['difference_without_sync']:.2e}" if "difference_without_sync" in r else "-",
-                 f"{r['seconds']:.1f}", "ok" if r["ok"] else "FAIL"] for name, r in self.rows.items()]
-        widths = [max(len(c) for c in col) for col in zip(head, *body)]
-        fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-        first = next(iter(self.rows.values()))
-        title = (f"{self.variant}: Keras replicas vs one process, {first['steps']} SGD steps of model.fit at global "
-                 f"batch {first['batch']} (seed {first['seed']}, dropout off); the final weights, relative to each "
-                 "variable's float64 change")
-        lines = [title, fmt(head), fmt(["-" * w for w in widths]), *map(fmt, body)]
-        bad = [n for n, r in self.rows.items() if not r["ok"]]
-        if bad:
-            lines.append(f"FAIL: {', '.join(bad)} beyond {FLOOR_FACTOR:g}x the fp32 floor: the replicas do not "
-                         "compute what one process does")
-        else:
-            lines.append(f"PASS: {self.variant}: every Keras engine's replicas end within {FLOOR_FACTOR:g}x the fp32 "
-                         "floor of one process")
-        return "\n".join(lines)
-
-
-def check_keras_replicas(engines, variant: str, replicas: int, steps: int, batch: int, seed: int) -> KerasReplicasReport:
-    """Run each named engine of :func:`keras_engines` and collect its row."""
-    table = keras_engines()
-    report = KerasReplicasReport(variant)
-    for name in engines:
-        report.rows[name] = table[name](variant, replicas, steps, batch, seed)
-    return report
-
-
-def _engine(kind, variant, replicas, steps, batch, seed, timeout_s) -> dict:
-    from alexnet_keras.distributed import ENGINE_NAMES, KINDS
-
-    if replicas < 1 or steps < 1:
-        raise ValueError(f"replicas and steps must be at least 1; found {replicas} and {steps}")
-    if batch % replicas or batch // replicas < (2 if variant == "cifar" else 1):
-        raise ValueError(f"batch {batch} must split into {replicas} equal replica batches"
-                         + (" of at least 2 (BatchNorm)" if variant == "cifar" else ""))
-    backend = KINDS[kind]
-    began = time.perf_counter()
+def reference(framework: str, variant: str, steps: int, batch: int, seed: int, *,
+              timeout_s: float = CHILD_TIMEOUT_S) -> tuple[dict, dict, list[float]]:
+    """One process of ``framework`` ("tensorflow" or "jax"): the initial weights, the states after
+    step 1 and the last step of fp32, float64 and fp32 fed each batch reversed, and the fp32 losses."""
+    if framework not in ("tensorflow", "jax"):
+        raise ValueError(f"Keras's engines run on tensorflow or jax; found {framework!r}")
     with tempfile.TemporaryDirectory(prefix="alexnet-replicas-") as tmp:
         work = Path(tmp)
         _write_batches(work / "batches.npz", variant, steps, batch, seed)
-        job = {"variant": variant, "seed": seed, "work": str(work)}
+        job = {"variant": variant, "seed": seed, "work": str(work), "role": "reference"}
+        env = {"KERAS_BACKEND": framework}
+        _child({**job, "precision": "float32", "orders": ["forward", "reversed"]}, env, timeout_s)
+        _child({**job, "precision": "float64"}, {**env, "JAX_ENABLE_X64": "1"} if framework == "jax" else env, timeout_s)
+        start = _load(work / "init.npz")
+        (f32, losses), (f64, _), (rev, _) = (_load_run(work / f"{n}.npz") for n in ("float32", "float64", "reversed"))
+    return start, {"fp32": f32, "float64": f64, "reordered": rev}, losses
+
+
+def _engine(kind, variant, replicas, steps, batch, seed, start, syncs, timeout_s) -> dict:
+    from alexnet_keras.distributed import KINDS as BACKENDS
+
+    backend = BACKENDS[kind]
+    with tempfile.TemporaryDirectory(prefix="alexnet-replicas-") as tmp:
+        work = Path(tmp)
+        _write_batches(work / "batches.npz", variant, steps, batch, seed)
+        np.savez(work / "init.npz", **start)
+        job = {"variant": variant, "seed": seed, "work": str(work), "role": "replicas", "kind": kind,
+               "replicas": replicas, "sync": [bool(s) for s in syncs]}
         env = {"KERAS_BACKEND": backend}
-        _child({**job, "role": "reference", "precision": "float32"}, env, timeout_s)
-        f64_env = {**env, "JAX_ENABLE_X64": "1"} if backend == "jax" else env
-        _child({**job, "role": "reference", "precision": "float64"}, f64_env, timeout_s)
-        sync = [True, False] if kind == "mirrored" and variant == "cifar" else [True]
-        run = {**job, "role": "replicas", "kind": kind, "replicas": replicas, "sync": sync}
         if kind == "multi-worker":
-            _workers(run, replicas, env, timeout_s)
+            _workers(job, replicas, env, timeout_s)
         else:
-            _child(run, {**env, **({"XLA_FLAGS": f"--xla_force_host_platform_device_count={replicas}"}
+            _child(job, {**env, **({"XLA_FLAGS": f"--xla_force_host_platform_device_count={replicas}"}
                                    if backend == "jax" else {})}, timeout_s)
-        init, f32, f64 = (_load(work / f"{n}.npz") for n in ("init", "float32", "float64"))
-        floor, _ = _relative(f32, f64, init, f64)
-        result = {"engine": ENGINE_NAMES[kind], "variant": variant, "replicas": replicas, "steps": steps, "batch": batch,
-                  "replica_batch": batch // replicas, "seed": seed, "fp32_floor": floor}
-        for on in sync:
-            run = _load(work / f"replicas-sync{int(on)}.npz")
-            suffix = "" if on else "_without_sync"
-            result["difference" + suffix], result["worst_variable" + suffix] = _relative(run, f32, init, f64)
-            result["replicas_vs_float64" + suffix], _ = _relative(run, f64, init, f64)
-        if variant == "cifar":
-            result["batchnorm"] = "global batch (sharded array)" if kind == "data-parallel" else "synchronized=True"
-    result["ratio"] = result["difference"] / result["fp32_floor"] if result["fp32_floor"] else float("inf")
-    result["ok"] = result["difference"] <= FLOOR_FACTOR * result["fp32_floor"]
-    result["seconds"] = round(time.perf_counter() - began, 1)
-    return result
+        return {sync: _load_run(work / f"replicas-sync{int(sync)}.npz") for sync in syncs}
 
 
 def _write_batches(path, variant, steps, batch, seed) -> None:
@@ -192,33 +133,25 @@ def _write_batches(path, variant, steps, batch, seed) -> None:
     np.savez(path, x=x, y=y.astype(np.int64))
 
 
-def _relative(a: dict, b: dict, init: dict, f64: dict) -> tuple[float, str]:
-    """max over variables of max|a - b| / (the largest float64 change in the variable's group); and
-    the variable where it peaks. A group is a layer's weights, or its moving statistics: a bias ahead
-    of a BatchNorm has no gradient (the batch mean removes it), so its own change is weight decay
-    alone, below fp32's grain, and would make rounding look like an error (as in parity.steps)."""
-    scales: dict[str, float] = {}
-    for key, start in init.items():
-        scales[_group(key)] = max(scales.get(_group(key), 0.0), float(np.max(np.abs(f64[key] - start))))
-    worst, name = 0.0, ""
-    for key in init:
-        scale = scales[_group(key)]
-        if scale == 0:
-            continue
-        rel = float(np.max(np.abs(a[key].astype(np.float64) - b[key].astype(np.float64)))) / scale
-        if rel > worst:
-            worst, name = rel, key
-    return worst, name
-
-
-def _group(path: str) -> str:
-    layer, _, variable = path.rpartition("/")
-    return layer + ("/moving" if variable.startswith("moving_") else "")
-
-
 def _load(path) -> dict:
     with np.load(path, allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
+
+
+def _save_run(path, states: list[dict], losses: list[float]) -> None:
+    arrays = {f"{i}/{k}": v for i, state in enumerate(states) for k, v in state.items()}
+    np.savez(path, losses=np.asarray(losses, dtype=np.float64), **arrays)
+
+
+def _load_run(path) -> tuple[list[dict], list[float]]:
+    """([state after step 1, after the last step] as float64, the losses of every step)."""
+    arrays = _load(path)
+    losses = [float(v) for v in arrays.pop("losses")]
+    states = [{}, {}]
+    for key, value in arrays.items():
+        i, _, name = key.partition("/")
+        states[int(i)][name] = value.astype(np.float64)
+    return states, losses
 
 
 def _env(extra: dict) -> dict:
@@ -280,19 +213,28 @@ def _main(job: dict) -> None:
         replicas = distributed.replicas(job["kind"], None if job["kind"] == "multi-worker" else job["replicas"])
         assert replicas.num_replicas == job["replicas"], replicas.describe()
     data = _load(work / "batches.npz")
-    for sync in job.get("sync", [True]):
-        weights = _fit(job, data, replicas, sync)
-        if replicas is None or replicas.chief:
-            name = job["precision"] if replicas is None else f"replicas-sync{int(sync)}"
-            np.savez(work / f"{name}.npz", **weights)
+    if replicas is None:
+        for order in job.get("orders", ["forward"]):  # "reversed": each batch's samples in reverse order
+            run = data if order == "forward" else {"x": data["x"][:, ::-1], "y": data["y"][:, ::-1]}
+            _save_run(work / f"{job['precision'] if order == 'forward' else order}.npz", *_fit(job, run, None, True))
+        return
+    for sync in job["sync"]:
+        states, losses = _fit(job, data, replicas, sync)
+        if replicas.chief:
+            _save_run(work / f"replicas-sync{int(sync)}.npz", states, losses)
 
 
-def _fit(job, data, replicas, sync) -> dict:
+def _fit(job, data, replicas, sync) -> tuple[list[dict], list[float]]:
     import contextlib
 
     import keras
 
+    from dataclasses import replace
+
     import alexnet_keras
+    from alexnet_keras.training import compile_for_training
+    from alexnet_training.recipes import CIFAR
+
     work = Path(job["work"])
     options = {"logits": True} if job["variant"] == "cifar" else {}
     with replicas.scope() if replicas else contextlib.nullcontext():
@@ -304,7 +246,7 @@ def _fit(job, data, replicas, sync) -> dict:
             raise RuntimeError(f"{job['role']} run in {keras.config.floatx()} built {wrong[0]} in another dtype; "
                                "set floatx (and the dtype policy) before the first layer is made")
         init = work / "init.npz"
-        if job["role"] == "reference" and job["precision"] == "float32":
+        if not init.exists():  # the fp32 reference's first run draws the initial weights
             np.savez(init, **{v.path: np.asarray(v) for v in floats})
         start = _load(init)
         for v in floats:
@@ -314,13 +256,14 @@ def _fit(job, data, replicas, sync) -> dict:
 
             prepare_model(model, replicas)
             synchronize_batchnorm(model, sync)
-        # alexnet_keras.training.compile_for_training's optimizer and loss; no metrics (TensorFlow's
-        # top-k refuses float64)
-        model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        # what alexnet-train compiles, with this check's numbers; no metrics (TensorFlow's top-k
+        # refuses float64)
+        compile_for_training(model, replace(CIFAR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY), LEARNING_RATE,
+                             metrics=False)
     x = data["x"].astype(keras.config.floatx())
-    model.fit(_batches(x, data["y"]), epochs=1, shuffle=False, verbose=0)
-    return {v.path: np.asarray(v) for v in floats}
+    steps = _steps_class()(floats, len(x))
+    model.fit(_batches(x, data["y"]), epochs=1, shuffle=False, verbose=0, callbacks=[steps])
+    return steps.states, steps.losses
 
 
 def _batches_class():
@@ -344,7 +287,30 @@ def _batches(x, y):  # the class is made on first use: only the children import 
     return _batches_class()(x, y)
 
 
-__all__ = ["FLOOR_FACTOR", "EngineFailed", "KerasReplicasReport", "check_keras_replicas", "jax_data_parallel", "keras_engines", "tf_mirrored", "tf_multi_worker"]
+def _steps_class():
+    import keras
+
+    class Steps(keras.callbacks.Callback):
+        """The variables after step 1 and the last step, and the loss of every step: ``fit`` logs
+        the running mean over the epoch's (equal) batches, so step k's loss is k m_k - (k-1) m_(k-1)."""
+
+        def __init__(self, variables, steps):
+            super().__init__()
+            self.variables, self.steps, self.states, self.losses, self.mean = variables, steps, [], [], 0.0
+
+        def on_train_batch_end(self, batch, logs=None):
+            mean = float(np.asarray(logs["loss"]).reshape(-1)[0])
+            self.losses.append((batch + 1) * mean - batch * self.mean)
+            self.mean = mean
+            if batch in (0, self.steps - 1):
+                self.model  # noqa: B018  (on JAX, reading the model attaches the step's state to the variables)
+                state = {v.path: np.array(v) for v in self.variables}
+                self.states += [state] * (1 + (self.steps == 1))
+
+    return Steps
+
+
+__all__ = ["KINDS", "EngineFailed", "jax_data_parallel", "reference", "run_engine", "tf_mirrored", "tf_multi_worker"]
 
 
 if __name__ == "__main__":

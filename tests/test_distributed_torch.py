@@ -152,21 +152,23 @@ def test_sync_batchnorm_on_one_process_is_the_network_it_replaced():
 # --- (a) the equivalence proof ---------------------------------------------------------------
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("variant", ["paper", "cifar"])
+@pytest.mark.parametrize("variant", [pytest.param("paper", marks=pytest.mark.slow), "cifar"])  # cifar: make test's
 def test_two_replicas_reach_one_process_weights(variant):
-    from parity.replicas_torch import FLOOR_MULTIPLE, check_replicas
+    from parity.replicas import FLOOR_MULTIPLE, check_replicas
 
     report = check_replicas("torchrun/gloo", variant, replicas=2, steps=2, seed=0)
     print(report)
     assert report.ok, str(report)
+    assert list(report.references) == ["torch"]
+    floors = report.references["torch"].floors
     judged = [r for r in report.rows.values() if r.judged]
-    assert [r.engine for r in judged] == (["torchrun/gloo"] if variant == "paper" else ["torchrun/gloo + SyncBN"])
+    assert [r.engine for r in judged] == ["torchrun/gloo"]
+    assert judged[0].batchnorm == (None if variant == "paper" else "synchronized")
     if variant == "cifar":  # per-replica BatchNorm is another network: the check tells it apart
         plain = report.rows["torchrun/gloo, no SyncBN"]
-        assert not report.judge(plain)
-        assert plain.weights[0] > 100 * FLOOR_MULTIPLE * report.floors.weights[0], str(report)
-        assert plain.statistics[0] > 100 * FLOOR_MULTIPLE * report.floors.statistics[0], str(report)
+        assert not report.judge(plain) and plain.batchnorm == "per replica"
+        assert plain.weights[0] > 100 * FLOOR_MULTIPLE * floors.weights[0], str(report)
+        assert plain.statistics[0] > 100 * FLOOR_MULTIPLE * floors.statistics[0], str(report)
 
 
 # --- (b) training under torchrun: the run folder of one process ----------------------------

@@ -1,4 +1,4 @@
-# Every target sets itself up: a fresh machine needs only python3 (3.10+) and make.
+# Every target sets itself up: a fresh machine needs only python3 (3.11+) and make.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,7 +13,7 @@ MEASURED := $(wildcard alexnet_spec/*.py alexnet_training/*.py alexnet_torch/*.p
 # make demo's training runs: short (minutes on two cores); docs/training.md has the longer run
 DEMO_TRAIN ?= --epochs 2 --batch-size 32 --dropout 0
 
-.PHONY: demo test bench install browser docs docs-serve clean
+.PHONY: demo test test-all bench install browser docs docs-serve clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PY) -m pip install --quiet -e '.[all,test,docs,bench]' -c constraints.txt
 	touch $@
 
-# The docs test opens pages in headless Chromium (Debian's package; CI runs as root).
+# The docs site test (make test-all) opens pages in headless Chromium (Debian's package; CI runs as root).
 # Elsewhere point CHROMIUM at any Chromium or Chrome binary.
 browser:
 	@if [ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
@@ -48,7 +48,14 @@ demo: $(STAMP)
 	$(PY) -m alexnet_cli.train --framework keras --variant cifar --data digits $(DEMO_TRAIN) --out build/demo-runs/keras --force
 	$(PY) -m alexnet_cli.train plot build/demo-runs/torch build/demo-runs/keras --out build/demo-runs/curves.png --force
 
-test: $(STAMP) browser
+# Two tiers, split by the `slow` marker (pyproject.toml). `make test`: the fast tier, every module and
+# every command at least once and a cheap proof of each slow family. `make test-all`: everything,
+# the Keras-backend children, distributed runs, the docs site in Chromium and ONNX export included;
+# what CI runs (.ci/run). Times on two cores: README.md.
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+test-all: $(STAMP) browser
 	$(PY) -m pytest
 
 $(GENERATED)/.pitfalls: docs/scripts/pitfalls.py $(MEASURED) | $(STAMP)

@@ -37,46 +37,26 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; found {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; found {value}")
-    return value
+def _number(parse: Callable[[str], float], admits: Callable[[float], bool], expected: str):
+    """An argparse ``type`` that parses with ``parse`` and refuses what ``admits`` does not
+    (``float()`` alone takes 'nan' and 'inf', which would train to NaN weights)."""
+
+    def check(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}; found {text!r}") from None
+        if not admits(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}; found {text}")
+        return value
+
+    return check
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more; found {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more; found {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A finite number above 0: ``float()`` alone admits 'nan' and 'inf', which train to NaN weights."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number; found {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number above 0; found {text}")
-    return value
-
-
-def probability(text: str) -> float:
-    """A rate in [0, 1), as a dropout rate is."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a rate from 0 up to (not including) 1; found {text!r}") from None
-    if not 0 <= value < 1:  # also refuses nan: every comparison with it is false
-        raise argparse.ArgumentTypeError(f"expected a rate from 0 up to (not including) 1; found {text}")
-    return value
+positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+non_negative_int = _number(int, lambda v: v >= 0, "a whole number, 0 or more")
+positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a finite number above 0")
+probability = _number(float, lambda v: 0 <= v < 1, "a rate from 0 up to (not including) 1")  # nan fails too
 
 
 @contextlib.contextmanager

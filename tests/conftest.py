@@ -41,3 +41,34 @@ def paper_batch():
     from parity import random_batch
 
     return random_batch((2, 3, 227, 227), seed=1)
+
+
+# The short run the shared trained runs are: one epoch of the cifar network on 48 digits.
+SHORT_RUN = ("--variant", "cifar", "--data", "digits", "--limit", "48", "--batch-size", "16", "--epochs", "1",
+             "--no-progress")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """``trained_run(framework)``: the folder of one short alexnet-train run in that framework
+    (SHORT_RUN), trained once per session when a test first asks for it and shared by every test
+    that only reads it (evaluate, predict, port, plot). A test that resumes, overwrites or deletes
+    runs trains its own."""
+    import subprocess
+    import sys
+
+    from tests.reference import ROOT, subprocess_env
+
+    folders = {}
+
+    def get(framework: str):
+        if framework not in folders:
+            out = tmp_path_factory.mktemp(f"trained-{framework}") / "run"
+            args = [sys.executable, "-m", "alexnet_cli.train", "--framework", framework, *SHORT_RUN, "--out", str(out)]
+            done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                                  env=subprocess_env(OMP_NUM_THREADS="1"))
+            assert done.returncode == 0, f"alexnet-train --framework {framework} failed:\n{done.stderr[-4000:]}"
+            folders[framework] = out
+        return folders[framework]
+
+    return get

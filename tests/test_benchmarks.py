@@ -89,6 +89,7 @@ def test_the_cli_refuses_to_overwrite_results(tmp_path, capsys):
     assert "--force" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # times real training steps; test_a_tiny_run_makes_a_table_json_and_chart is make test's
 def test_training_rows_time_one_step_in_each_framework_paired_with_sgemm():
     from benchmarks.training import (
         STEP_FLOPS,

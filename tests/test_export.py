@@ -78,8 +78,9 @@ def test_onnx_export_runs_in_onnxruntime_at_fp32s_floor(model_and_batch, exporte
             assert error <= row.torch_vs_f64
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("exporter", onnx_export.EXPORTERS)
+# torchscript on cifar: the fast tier's ONNX proof (make test); the rest is the slow tier's
+@pytest.mark.parametrize("exporter", [e if e == "torchscript" else pytest.param(e, marks=pytest.mark.slow)
+                                      for e in onnx_export.EXPORTERS])
 def test_onnx_export_of_cifar_logits_within_2e6(exporter, tmp_path):
     model = onnx_export.example_model("cifar", seed=0, options={"logits": True})
     x = onnx_export.example_batch(model, batch=2, seed=1)

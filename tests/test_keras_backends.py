@@ -1,6 +1,9 @@
 """alexnet_keras runs on any Keras backend, kept true by the suite: the Keras-side and parity tests
 run again on jax and torch (Keras fixes its backend at import, so each runs in a child pytest), and
-a ``.safetensors`` written by torch is read by a process that can import only keras and jax."""
+a ``.safetensors`` written by torch is read by a process that can import only keras and jax.
+
+The two whole children are the slow tier (``make test-all``); the fast tier (``make test``) keeps a
+handful of those tests in one child on the torch backend, and the keras-and-jax-only reader."""
 
 import importlib.util
 import json
@@ -63,18 +66,38 @@ def _require(module):
     assert importlib.util.find_spec(module), f"{module} is not installed: it is in the test extra (pip install -e '.[test]')"
 
 
+# The fast tier's child: a cifar model built, run and ported both ways against float64, Keras's
+# BatchNorm numerics against ours, and the LRN layer serialized, on the torch backend.
+FAST_SELECTION = (
+    "tests/test_cifar_models.py::test_inference_parity_against_float64",
+    "tests/test_cifar_models.py::test_round_trip_is_bit_identical",
+    "tests/test_cifar_layers.py::test_batchnorm_trains_like_keras",
+    "tests/test_paper_keras.py::test_lrn_layer_serializes",
+)
+FAST_CHILD_TIMEOUT_S = 600
+
+
+def _child_pytest(backend, selection, deselect, timeout):
+    _require(backend)
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs", "--durations=5", *selection,
+            *(f"--deselect={node}" for node in deselect)]  # not -q: it hides the header
+    code, out, _ = run_in_group(args, env=subprocess_env(KERAS_BACKEND=backend), timeout=timeout, merge_output=True)
+    assert f"keras backend: {backend}" in out, f"the child did not run on {backend}:\n{out[:3000]}"
+    assert code == 0, f"on KERAS_BACKEND={backend}, exit {code}; the child's output ends:\n{out[-8000:]}"
+    print(out[-1500:])  # its slowest tests and summary line, shown with -rP
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(CHILD_TIMEOUT_S + 120)  # the child's own limit ends it first, with its output
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
 def test_keras_and_parity_tests_pass_on_backend(backend):
-    _require(backend)
-    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs", "--durations=5", *SELECTION,
-            *(f"--deselect={node}" for node in DESELECT)]  # not -q: it hides the header
-    code, out, _ = run_in_group(args, env=subprocess_env(KERAS_BACKEND=backend), timeout=CHILD_TIMEOUT_S,
-                               merge_output=True)
-    assert f"keras backend: {backend}" in out, f"the child did not run on {backend}:\n{out[:3000]}"
-    assert code == 0, f"on KERAS_BACKEND={backend}, exit {code}; the child's output ends:\n{out[-8000:]}"
-    print(out[-1500:])  # its slowest tests and summary line, shown with -rP
+    _child_pytest(backend, SELECTION, DESELECT, CHILD_TIMEOUT_S)
+
+
+def test_a_handful_of_keras_and_parity_tests_pass_on_the_torch_backend():
+    out = _child_pytest("torch", FAST_SELECTION, (), FAST_CHILD_TIMEOUT_S)
+    assert "6 passed" in out, out[-1500:]
 
 
 KERAS_AND_JAX_ONLY = import_blocker("torch", "torchvision", "tensorflow") + textwrap.dedent(

@@ -74,6 +74,7 @@ def test_a_wrong_flatten_order_is_caught(paper_torch, paper_batch):
     assert not report.ok and report.first_failure.layer == "fc1"
 
 
+@pytest.mark.slow  # a sweep over what test_every_layer_agrees fixes: make test-all
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=st.integers(1, 3), num_classes=st.integers(1, 50), seed=st.integers(0, 2**16))
 def test_parity_holds_for_any_batch_classes_and_weights(batch, num_classes, seed):

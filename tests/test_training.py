@@ -103,10 +103,8 @@ def test_resume_after_sigkill_ends_at_the_same_weights(tmp_path, framework):
         assert {k: v for k, v in ra.items() if k != "seconds"} == {k: v for k, v in rb.items() if k != "seconds"}
 
 
-def test_run_folder_files_and_schema(tmp_path):
-    out = tmp_path / "run"
-    done = run_cli(train_cmd("torch", out, "--epochs", "1"))
-    assert done.returncode == 0, done.stderr
+def test_run_folder_files_and_schema(trained_run):
+    out = trained_run("torch")  # SMALL, one epoch: shared with the tests that only read a run (conftest.py)
     with open(out / "metrics.csv") as f:
         header = f.readline().strip().split(",")
     assert tuple(header) == runs.METRICS
@@ -197,10 +195,8 @@ def test_train_steps_fails_when_keras_sees_other_batches(monkeypatch):
     assert report.drift["torch_vs_keras"] == 1 and not report.ok, str(report)
 
 
-def test_eval_cli_reads_a_trained_file_in_both_frameworks(tmp_path):
-    out = tmp_path / "run"
-    done = run_cli(train_cmd("torch", out, "--epochs", "1"))
-    assert done.returncode == 0, done.stderr
+def test_eval_cli_reads_a_trained_file_in_both_frameworks(trained_run, tmp_path):
+    out = trained_run("torch")
     results = {}
     for framework in ("torch", "keras"):
         r = run_cli([sys.executable, "-m", "alexnet_cli.evaluate", "--framework", framework, "--weights",

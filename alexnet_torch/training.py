@@ -88,9 +88,10 @@ def sgd(model, *, lr: float, momentum: float, weight_decay: float) -> DecoupledS
 
 
 def train_step(model, optimizer, images, targets, *, probabilities: bool = False):
-    """One optimizer step on one batch: forward, loss, zero_grad, backward, step. Returns the
-    batch's mean loss and the model's output (both detached). The loss is cross-entropy on logits;
-    ``probabilities``: the model ends in a softmax, the loss is ``-mean(log p[label])``."""
+    """One optimizer step on one batch: forward, loss, zero_grad, backward, step.
+    Returns the batch's mean loss and the model's output (both detached). The loss
+    is cross-entropy on logits; ``probabilities``: the model ends in a softmax, the
+    loss is ``-mean(log p[label])``."""
     output = model(images)
     if probabilities:
         loss = -torch.log(output.gather(1, targets[:, None])).mean()
@@ -105,8 +106,8 @@ def train_step(model, optimizer, images, targets, *, probabilities: bool = False
 
 def train_one_epoch(model, optimizer, loader, *, probabilities: bool = False,
                     progress: bool = False, desc: str = "", reduce=None):
-    """One pass over ``loader``: mean loss and top-1 accuracy of the training batches (``reduce``:
-    sums the loss, hits and count over replicas, ``Replicas.sum``)."""
+    """One pass over ``loader``: mean loss and top-1 accuracy of the training batches
+    (``reduce``: sums the loss, hits and count over replicas, ``Replicas.sum``)."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     # a replica's GPU under nccl; else the CPU, a no-op

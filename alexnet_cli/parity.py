@@ -61,6 +61,8 @@ def parser() -> ArgumentParser:
                       help="convert published weights instead of a file, e.g. IMAGENET1K_V1 (torchvision downloads them)")
     port.add_argument("--variant", help="the variant, when the source file cannot tell")
     port.add_argument("--option", action="append", metavar="KEY=VALUE", help="build option, e.g. lrn=paper")
+    port.add_argument("--sha1", metavar="HEX", help="refuse SOURCE unless its SHA-1 is HEX (the model zoo publishes "
+                      "bvlc_alexnet.caffemodel's in its readme)")
     port.add_argument("--force", action="store_true", help="overwrite the target if it exists")
     port.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     port.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -167,12 +169,19 @@ def _port(args):
     if args.weights:
         if len(args.files) != 1:
             raise UsageError(f"port --weights {args.weights} takes one TARGET file; found {len(args.files)}: {args.files}")
+        if args.sha1:
+            raise UsageError("--sha1 checks a SOURCE file; with --weights torchvision checks the download itself")
         source, (target,) = args.weights, args.files
         record = published_weights(args.weights, args.variant)
     else:
         if len(args.files) != 2:
             raise UsageError(f"port takes SOURCE TARGET (or --weights NAME TARGET); found {len(args.files)} files")
         source, target = args.files
+        if args.sha1:
+            from alexnet_spec.caffe import check_sha1
+            from alexnet_spec.messages import require_file
+
+            check_sha1(require_file(source), args.sha1)
         check_published_file(source)
         record = files.read(source, args.variant, _options(args.option))
     path = files.write(record, target, overwrite=args.force, sidecar=True)

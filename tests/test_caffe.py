@@ -1,0 +1,199 @@
+"""Caffe's bvlc_alexnet, read with our wire-format reader, against OpenCV's Caffe runtime.
+
+The models are bvlc_alexnet-shaped files with seeded weights, written by tests/caffe_files.py in
+both of Caffe's formats; OpenCV (cv2.dnn.readNetFromCaffe: its own protobuf importer and its own
+layers) runs them with a deploy.prototxt written here. Nothing of ours computes OpenCV's side.
+"""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from tests import caffe_files as cf
+from tests.reference import rel_error, torch_float64
+
+cv2 = pytest.importorskip("cv2")
+
+RTOL = 1e-5  # of the output scale: fp32 rounding is ~1e-6 here
+CAFFE_MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
+
+
+def caffe_batch() -> np.ndarray:
+    """Caffe-style input (BGR, 0..255, mean subtracted, NCHW): scikit-image's chelsea, centre-cropped
+    without resizing, and a seeded noise image."""
+    from skimage import data
+
+    photo = data.chelsea().astype(np.float32)  # 300x451 RGB
+    top, left = (photo.shape[0] - 227) // 2, (photo.shape[1] - 227) // 2
+    crop = photo[top:top + 227, left:left + 227, ::-1]  # RGB -> BGR
+    noise = np.random.default_rng(1).uniform(0, 255, (227, 227, 3)).astype(np.float32)
+    x = np.stack([crop, noise]) - CAFFE_MEAN_BGR
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2), np.float32)
+
+
+@pytest.fixture(scope="module")
+def weights():
+    return cf.random_weights(seed=0)
+
+
+def write_model(folder, weights, *, v1: bool, layers=cf.ALEXNET_LAYERS, name="bvlc_alexnet.caffemodel"):
+    model = folder / name
+    model.write_bytes(cf.caffemodel(weights, v1=v1, layers=layers, unpacked_bias="fc8"))
+    deploy = folder / f"deploy-{name}.prototxt"
+    deploy.write_text(cf.deploy_prototxt(layers))
+    return model, deploy
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_the_cli_ports_the_2014_format_and_torch_computes_what_opencv_computes(tmp_path, weights, capsys):
+    """The model zoo's format (V1 ``layers``, legacy 4-D blob dims, an unpacked blob), through
+    ``alexnet-parity port --sha1``, to a .safetensors that says paper with lrn=caffe."""
+    import torch
+
+    from alexnet_cli.parity import main
+    from alexnet_spec import exchange
+    from parity import files
+
+    model, deploy = write_model(tmp_path, weights, v1=True)
+    with open(model, "rb") as f:
+        sha1 = hashlib.file_digest(f, "sha1").hexdigest()
+    out = tmp_path / "paper-imagenet.safetensors"
+    assert main(["port", str(model), str(out), "--sha1", sha1, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["variant"] == "paper" and summary["options"] == {"lrn": "caffe"}
+    record = exchange.load(out)
+    assert record.variant == "paper" and record.options == {"lrn": "caffe"}
+    np.testing.assert_array_equal(record.state["features.4.weight"], weights["conv2"][0])  # blobs unchanged
+    np.testing.assert_array_equal(record.state["classifier.6.bias"], weights["fc8"][1])
+
+    x = caffe_batch()
+    expected = cf.opencv_forward(deploy, model, x)
+    with torch.no_grad():
+        ours = files.torch_model(record).eval()(torch.from_numpy(x)).numpy()
+    assert rel_error(expected, ours) < RTOL
+    assert (ours.argmax(1) == expected.argmax(1)).all()
+    # The tolerance tells inputs apart: the same photograph fed as RGB is far outside it.
+    assert rel_error(expected, cf.opencv_forward(deploy, model, x[:, ::-1].copy())) > 100 * RTOL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("v1", [False, True], ids=["layer-format", "2014-layers-format"])
+def test_both_frameworks_match_opencv_and_float64(tmp_path, weights, v1):
+    import torch
+
+    from parity import files
+
+    model, deploy = write_model(tmp_path, weights, v1=v1)
+    record = files.read(model)
+    x = caffe_batch()
+    torch_model = files.torch_model(record).eval()
+    with torch.no_grad():
+        y_torch = torch_model(torch.from_numpy(x)).numpy()
+    y_keras = np.asarray(files.keras_model(record)(x.transpose(0, 2, 3, 1), training=False))
+    y_opencv = cf.opencv_forward(deploy, model, x)
+    y64 = torch_float64(torch_model, x)
+    errors = {"opencv": rel_error(y64, y_opencv), "torch": rel_error(y64, y_torch), "keras": rel_error(y64, y_keras),
+              "torch-opencv": rel_error(y_opencv, y_torch), "keras-opencv": rel_error(y_opencv, y_keras)}
+    assert max(errors.values()) < RTOL, errors
+    for y in (y_opencv, y_torch, y_keras):
+        assert (y.argmax(1) == y64.argmax(1)).all()
+    assert y64.argmax(1)[0] != y64.argmax(1)[1], "the two images must give different classes"
+    assert rel_error(y64[0], y64[1]) > 0.1  # the outputs depend on the input, not only on the biases
+
+
+def test_caffenet_is_refused_by_its_layer_order(tmp_path, capsys):
+    from alexnet_cli.parity import main
+
+    model = tmp_path / "bvlc_reference_caffenet.caffemodel"
+    model.write_bytes(cf.caffemodel({}, v1=True, layers=cf.caffenet_order()))
+    assert main(["port", str(model), str(tmp_path / "out.safetensors")]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "CaffeNet" in line and "pooled before it is normalized" in line
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_caffenet_computes_something_else_in_opencv(tmp_path, weights):
+    """Why the refusal matters: the same blobs in CaffeNet's order are another function."""
+    from alexnet_spec.caffe import CaffeError
+    from parity import files
+
+    alexnet, alexnet_deploy = write_model(tmp_path, weights, v1=False)
+    caffenet, caffenet_deploy = write_model(tmp_path, weights, v1=False, layers=cf.caffenet_order(),
+                                            name="caffenet.caffemodel")
+    x = caffe_batch()
+    assert rel_error(cf.opencv_forward(alexnet_deploy, alexnet, x), cf.opencv_forward(caffenet_deploy, caffenet, x)) > 0.01
+    with pytest.raises(CaffeError, match="CaffeNet"):
+        files.read(caffenet)
+
+
+def test_every_shape_mismatch_is_one_line(tmp_path, capsys):
+    from alexnet_cli.parity import main
+
+    rng = np.random.default_rng(0)
+    small = {"conv1": [rng.standard_normal((96, 3, 7, 7)), np.zeros(96)],  # wrong kernel size
+             "conv2": [rng.standard_normal((256, 96, 5, 5)), np.zeros(256)]}  # one tower, not two
+    layers = [(n, k) for n, k in cf.ALEXNET_LAYERS if n not in ("conv4",)]
+    model = tmp_path / "other.caffemodel"
+    model.write_bytes(cf.caffemodel(small, layers=layers))
+    assert main(["port", str(model), str(tmp_path / "out.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "conv1 weight: expected 96x3x11x11; found 96x3x7x7" in err
+    assert "conv2 weight: expected 256x48x5x5; found 256x96x5x5" in err
+    assert "conv4: missing" in err
+    assert "layer order: expected" in err
+    for name in ("conv3", "conv5", "fc6", "fc7", "fc8"):
+        assert f"{name}: expected 2 blobs (weight, bias); found 0" in err
+    assert not (tmp_path / "out.pt").exists()
+
+
+def _valid_prefix() -> bytes:
+    rng = np.random.default_rng(0)
+    return cf.caffemodel({"conv1": [rng.standard_normal((96, 3, 11, 11)), np.zeros(96)]})
+
+
+@pytest.mark.parametrize("content", [
+    pytest.param(lambda: b"", id="empty"),
+    pytest.param(lambda: _valid_prefix()[:-10], id="truncated-blob"),
+    pytest.param(lambda: _valid_prefix()[:200], id="truncated-early"),
+    pytest.param(lambda: b"\xff" * 64, id="endless-varint"),
+    pytest.param(lambda: np.random.default_rng(3).bytes(4096), id="random-bytes"),
+    pytest.param(lambda: b"\x0b" + b"\x00" * 20, id="group-wire-type"),
+    pytest.param(lambda: cf.delimited(100, cf.delimited(7, cf.delimited(7, cf.delimited(1, b"\x05")) + cf.delimited(5, b"\0" * 8))),
+                 id="blob-size-disagrees"),
+])
+def test_a_truncated_or_hostile_file_is_one_clear_line(tmp_path, capsys, content):
+    from alexnet_cli.parity import main
+
+    model = tmp_path / "bvlc_alexnet.caffemodel"
+    model.write_bytes(content())
+    assert main(["port", str(model), str(tmp_path / "out.safetensors")]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(model) in line and ("at byte" in line or "holds no Caffe layers" in line), line
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_a_wrong_sha1_is_refused_before_reading(tmp_path, capsys):
+    from alexnet_cli.parity import main
+
+    model = tmp_path / "bvlc_alexnet.caffemodel"
+    model.write_bytes(_valid_prefix())
+    assert main(["port", str(model), str(tmp_path / "out.safetensors"), "--sha1", "0" * 40]) == 2
+    assert "SHA-1" in _one_error_line(capsys.readouterr().err)
+
+
+def test_a_binaryproto_mean_reads_in_both_dim_styles(tmp_path):
+    from alexnet_spec.caffe import read_blob
+
+    mean = np.random.default_rng(0).uniform(0, 255, (1, 3, 256, 256)).astype(np.float32)
+    for legacy in (True, False):
+        path = tmp_path / f"mean-{legacy}.binaryproto"
+        path.write_bytes(cf.blob(mean, legacy=legacy))
+        np.testing.assert_array_equal(read_blob(path), mean)

@@ -197,3 +197,84 @@ def test_a_binaryproto_mean_reads_in_both_dim_styles(tmp_path):
         path = tmp_path / f"mean-{legacy}.binaryproto"
         path.write_bytes(cf.blob(mean, legacy=legacy))
         np.testing.assert_array_equal(read_blob(path), mean)
+
+
+# --- Caffe's preprocessing against OpenCV's blobFromImage -------------------------------------------
+
+
+def _chelsea():
+    from PIL import Image
+    from skimage import data
+
+    return Image.fromarray(data.chelsea())
+
+
+def _opencv_blob(rgb: np.ndarray, *, swap: bool = True) -> np.ndarray:
+    """OpenCV's own preprocessing: resize to 256x256 (INTER_LINEAR), RGB -> BGR (swapRB), the mean
+    (104, 117, 123) subtracted, scale 1; then Caffe's center 227 crop (offset 14)."""
+    blob = cv2.dnn.blobFromImage(rgb, 1.0, (256, 256), (104, 117, 123), swapRB=swap, crop=False)
+    return blob[0, :, 14:241, 14:241]
+
+
+def test_caffe_preprocessing_in_both_frameworks_is_opencvs():
+    import alexnet_keras
+    import alexnet_torch
+
+    photo = _chelsea()
+    ours_torch = alexnet_torch.load_image(photo, "paper", "caffe").numpy()
+    ours_keras = alexnet_keras.preprocess_input(alexnet_keras.load_image(photo, "paper", "caffe")[None], mode="caffe")[0]
+    ours_keras_tensor = np.asarray(alexnet_keras.preprocess_input(
+        __import__("keras").ops.convert_to_tensor(alexnet_keras.load_image(photo, "paper", "caffe")[None]), mode="caffe"))[0]
+    expected = _opencv_blob(np.asarray(photo, np.float32))  # float input: OpenCV's exact float resize
+    assert ours_torch.shape == (3, 227, 227)
+    assert np.max(np.abs(ours_torch - expected)) < 1e-3
+    np.testing.assert_array_equal(ours_keras.transpose(2, 0, 1), ours_torch)
+    np.testing.assert_allclose(ours_keras_tensor, ours_keras, atol=1e-5)
+    # OpenCV's uint8 path rounds its fixed-point resize to whole levels: within one level.
+    assert np.max(np.abs(ours_torch - _opencv_blob(np.asarray(photo)))) <= 1.0
+    # The comparison sees channel order: the same photograph left RGB is far off.
+    assert np.max(np.abs(ours_torch - _opencv_blob(np.asarray(photo, np.float32), swap=False))) > 10
+
+
+def test_a_mean_image_is_subtracted_where_the_crop_is():
+    from alexnet_training.images import CAFFE_MEAN_BGR, caffe_input
+
+    photo = _chelsea()
+    ramp = np.random.default_rng(0).uniform(-5, 5, (3, 256, 256)).astype(np.float32)
+    mean = np.asarray(CAFFE_MEAN_BGR, np.float32)[:, None, None] + ramp
+    got = caffe_input(photo, mean[None])  # (1, 3, 256, 256), as a .binaryproto holds it
+    np.testing.assert_allclose(got, caffe_input(photo) - ramp[:, 14:241, 14:241].transpose(1, 2, 0), atol=1e-4)
+
+
+def test_caffes_ten_crops_are_corners_center_and_mirrors():
+    from alexnet_training.images import caffe_input, caffe_oversample
+
+    photo = _chelsea()
+    crops = caffe_oversample(photo)
+    full = cv2.dnn.blobFromImage(np.asarray(photo, np.float32), 1.0, (256, 256), (104, 117, 123), swapRB=True)[0]
+    full = full.transpose(1, 2, 0)
+    assert crops.shape == (10, 227, 227, 3)
+    for crop, (t, s) in zip(crops[:4], [(0, 0), (0, 29), (29, 0), (29, 29)]):
+        assert np.max(np.abs(crop - full[t:t + 227, s:s + 227])) < 1e-3
+    np.testing.assert_array_equal(crops[4], caffe_input(photo))
+    np.testing.assert_array_equal(crops[5:], crops[:5, :, ::-1])
+
+
+@pytest.mark.slow
+def test_predict_with_ported_caffe_weights_agrees_with_opencv(tmp_path, weights, capsys):
+    """`alexnet-predict --variant paper --weights paper-imagenet.safetensors photo` in both
+    frameworks: its top class is what OpenCV's Caffe runtime gives for OpenCV's own preprocessing."""
+    from alexnet_cli import parity, predict
+
+    model, deploy = write_model(tmp_path, weights, v1=False)
+    out = tmp_path / "paper-imagenet.safetensors"
+    assert parity.main(["port", str(model), str(out)]) == 0
+    photo = tmp_path / "chelsea.png"
+    _chelsea().save(photo)
+    capsys.readouterr()
+    assert predict.main(["--variant", "paper", "--weights", str(out), str(photo), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)["results"][str(photo)]
+    assert result["agree"]
+    blob = cv2.dnn.blobFromImage(np.asarray(_chelsea()), 1.0, (256, 256), (104, 117, 123), swapRB=True)
+    expected = cf.opencv_forward(deploy, model, blob[:, :, 14:241, 14:241])
+    assert result["top"]["torch"][0][0] == int(expected.argmax())

@@ -81,6 +81,17 @@ def parser() -> ArgumentParser:
     export.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     export.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
+    kernels = sub.add_parser("kernels", help="draw conv1's kernels, one block per tower (the paper's Figure 3)")
+    kernels.add_argument("weights", metavar="FILE", help="any weight file, .caffemodel included")
+    kernels.add_argument("--out", required=True, metavar="FIG.png", help="the PNG to write")
+    kernels.add_argument("--channels", choices=("auto", "rgb", "bgr"), default="auto",
+                         help="the order conv1 reads (auto: bgr for a .caffemodel, else rgb); "
+                              "bgr for a file ported from Caffe")
+    kernels.add_argument("--variant", help="the variant, when the weight file cannot tell")
+    kernels.add_argument("--force", action="store_true", help="overwrite FIG.png if it exists")
+    kernels.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    kernels.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
     return root
 
 
@@ -92,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             return _port(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "kernels":
+            from alexnet_cli.plot import plot_kernels
+
+            path = plot_kernels(args.weights, args.out, channels=args.channels, variant=args.variant, overwrite=args.force)
+            return EXIT_OK, {"ok": True, "figure": str(path)}, f"wrote {path}"
         return _check(args)
 
     return run("alexnet-parity", body, as_json=wants(argv, "--json"), debug=wants(argv, "--debug"))

@@ -278,3 +278,27 @@ def test_predict_with_ported_caffe_weights_agrees_with_opencv(tmp_path, weights,
     blob = cv2.dnn.blobFromImage(np.asarray(_chelsea()), 1.0, (256, 256), (104, 117, 123), swapRB=True)
     expected = cf.opencv_forward(deploy, model, blob[:, :, 14:241, 14:241])
     assert result["top"]["torch"][0][0] == int(expected.argmax())
+
+
+def test_figure_3_is_drawn_from_random_weights_one_block_per_tower(tmp_path, capsys):
+    """The figure from a weight file (seeded random paper weights): each tower's block holds its own
+    48 kernels, and a Caffe file's BGR kernels are shown in RGB."""
+    import alexnet_torch
+    from alexnet_cli.parity import main
+    from alexnet_cli.plot import kernel_mosaic
+    from parity.randomize import randomize_torch
+
+    model = randomize_torch(alexnet_torch.build("paper"), seed=0)
+    path = tmp_path / "paper.pt"
+    alexnet_torch.save_weights(model, path)
+    assert main(["kernels", str(path), "--out", str(tmp_path / "fig3.png")]) == 0
+    assert (tmp_path / "fig3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    w = model.features[0].weight.detach().numpy()
+    mosaic = kernel_mosaic(w)
+    assert mosaic.shape == (2, 6 * 12 - 1, 8 * 12 - 1, 3)
+    k49 = w[49].transpose(1, 2, 0)  # tower 2's second kernel: row 0, column 1 of the second block
+    np.testing.assert_allclose(mosaic[1, 0:11, 12:23], (k49 - k49.min()) / (k49.max() - k49.min()))
+    np.testing.assert_allclose(kernel_mosaic(w, "bgr"), kernel_mosaic(w[:, ::-1]))
+    capsys.readouterr()
+    assert main(["kernels", str(path), "--out", str(tmp_path / "fig3.png")]) == 2  # no silent overwrite
+    assert "already exists" in capsys.readouterr().err

@@ -18,16 +18,9 @@ from alexnet_training import images as _images
 # --8<-- [start:preprocess]
 def preprocess_input(x, mode: str = "torchvision"):
     """0..255 RGB, channels last (a numpy array or a tensor), to the network's input (float32).
-
-    ``mode="caffe"``: Caffe's input for bvlc_alexnet's weights (BGR, 0..255, the per-channel mean
-    104, 117, 123 subtracted), as ``keras.applications.imagenet_utils`` names it."""
+    ``mode="caffe"``: bvlc_alexnet's input (BGR, 0..255, mean 104, 117, 123 subtracted)."""
     if mode == "caffe":
-        if isinstance(x, np.ndarray) or np.isscalar(x) or isinstance(x, (list, tuple)):
-            return _images.caffe_normalize(x)
-        x = ops.cast(x, "float32")
-        if x.shape[-1] != 3:
-            raise ValueError(f"expected RGB values on the last axis (..., 3); found shape {tuple(x.shape)}")
-        return ops.flip(x, axis=-1) - ops.convert_to_tensor(np.asarray(_images.CAFFE_MEAN_BGR, np.float32))
+        return _caffe_input(x)
     if mode != "torchvision":
         raise ValueError(f"mode must be 'torchvision' or 'caffe'; found {mode!r}")
     if isinstance(x, np.ndarray) or np.isscalar(x) or isinstance(x, (list, tuple)):
@@ -40,6 +33,16 @@ def preprocess_input(x, mode: str = "torchvision"):
     std = ops.convert_to_tensor(np.asarray(_imagenet.STD, np.float32))
     return (x / 255.0 - mean) / std
 # --8<-- [end:preprocess]
+
+
+def _caffe_input(x):
+    """Caffe's input, as ``keras.applications.imagenet_utils`` calls it: RGB -> BGR, mean subtracted."""
+    if isinstance(x, np.ndarray) or np.isscalar(x) or isinstance(x, (list, tuple)):
+        return _images.caffe_normalize(x)
+    x = ops.cast(x, "float32")
+    if x.shape[-1] != 3:
+        raise ValueError(f"expected RGB values on the last axis (..., 3); found shape {tuple(x.shape)}")
+    return ops.flip(x, axis=-1) - ops.convert_to_tensor(np.asarray(_images.CAFFE_MEAN_BGR, np.float32))
 
 
 def load_image(source, variant: str = "torchvision", preprocessing: str = "torchvision") -> np.ndarray:

@@ -105,12 +105,27 @@ def preprocess(source, frameworks, variant: str, preprocessing: str = "torchvisi
     return out
 
 
-def preprocessing_for(variant: str, choice: str = "auto") -> str:
-    """``auto``: Caffe's for ``paper`` (its one set of ImageNet weights is Caffe's bvlc_alexnet,
-    ported with ``alexnet-parity port``), torchvision's otherwise."""
+def preprocessing_for(weights: str, choice: str = "auto") -> str:
+    """``auto``: Caffe's for Caffe's weights (a ``.caffemodel``, or a ``.safetensors`` ported from
+    one, whose options say ``lrn="caffe"``), torchvision's for every other file (``alexnet-train``'s
+    recipes normalize as torchvision does), ``imagenet`` and ``random``."""
     if choice != "auto":
         return choice
-    return "caffe" if variant == "paper" else "torchvision"
+    if weights.endswith(".caffemodel"):
+        return "caffe"
+    if weights.endswith(".safetensors"):
+        import json
+
+        from safetensors import safe_open
+
+        try:
+            with safe_open(weights, framework="numpy") as f:
+                options = json.loads((f.metadata() or {}).get("options", "{}"))
+        except (OSError, ValueError):
+            return "torchvision"  # the weights' own reader reports a bad file, with its path
+        if isinstance(options, dict) and options.get("lrn") == "caffe":
+            return "caffe"
+    return "torchvision"
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -165,9 +180,8 @@ def parser() -> ArgumentParser:
                         help="an ImageNet variant: torchvision (default) or paper (cifar has no ImageNet classes)")
     parser.add_argument("--weights", default="imagenet", help="imagenet, random, or a weight file")
     parser.add_argument("--preprocessing", choices=("auto", "torchvision", "caffe"), default="auto",
-                        help="auto (default): caffe for --variant paper (bvlc_alexnet's BGR, 0..255, mean 104/117/123, "
-                             "256x256 then center 227), torchvision's otherwise; torchvision for paper weights "
-                             "trained with alexnet-train")
+                        help="auto (default): caffe for Caffe's weights (a .caffemodel, or a file ported from one: "
+                             "BGR, 0..255, mean 104/117/123, 256x256 then center 227), torchvision's otherwise")
     parser.add_argument("--seed", type=int, default=0, help="seed of --weights random")
     parser.add_argument("--top", type=positive_int, default=5, help="how many classes to show (default 5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
@@ -184,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs, errors = {}, []
         for image in args.images:  # every image is checked before any model is loaded
             try:
-                inputs[image] = preprocess(image, frameworks, args.variant, preprocessing_for(args.variant, args.preprocessing))
+                inputs[image] = preprocess(image, frameworks, args.variant, preprocessing_for(args.weights, args.preprocessing))
             except ValueError as err:
                 errors.append(str(err))
         if errors:

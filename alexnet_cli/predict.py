@@ -106,26 +106,10 @@ def preprocess(source, frameworks, variant: str, preprocessing: str = "torchvisi
 
 
 def preprocessing_for(weights: str, choice: str = "auto") -> str:
-    """``auto``: Caffe's for Caffe's weights (a ``.caffemodel``, or a ``.safetensors`` ported from
-    one, whose options say ``lrn="caffe"``), torchvision's for every other file (``alexnet-train``'s
-    recipes normalize as torchvision does), ``imagenet`` and ``random``."""
-    if choice != "auto":
-        return choice
-    if weights.endswith(".caffemodel"):
-        return "caffe"
-    if weights.endswith(".safetensors"):
-        import json
+    """``parity.files.preprocessing_for``: the rule ``alexnet-eval`` follows too."""
+    from parity.files import preprocessing_for
 
-        from safetensors import safe_open
-
-        try:
-            with safe_open(weights, framework="numpy") as f:
-                options = json.loads((f.metadata() or {}).get("options", "{}"))
-        except (OSError, ValueError):
-            return "torchvision"  # the weights' own reader reports a bad file, with its path
-        if isinstance(options, dict) and options.get("lrn") == "caffe":
-            return "caffe"
-    return "torchvision"
+    return preprocessing_for(weights, choice)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -180,7 +164,7 @@ def parser() -> ArgumentParser:
                         help="an ImageNet variant: torchvision (default) or paper (cifar has no ImageNet classes)")
     parser.add_argument("--weights", default="imagenet", help="imagenet, random, or a weight file")
     parser.add_argument("--preprocessing", choices=("auto", "torchvision", "caffe"), default="auto",
-                        help="auto (default): caffe for Caffe's weights (a .caffemodel, or a file ported from one: "
+                        help="auto (default): caffe for Caffe's weights (a .caffemodel, or a .safetensors ported from one: "
                              "BGR, 0..255, mean 104/117/123, 256x256 then center 227), torchvision's otherwise")
     parser.add_argument("--seed", type=int, default=0, help="seed of --weights random")
     parser.add_argument("--top", type=positive_int, default=5, help="how many classes to show (default 5)")

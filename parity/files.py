@@ -95,7 +95,36 @@ def read_caffe(path: str | os.PathLike, variant: str | None = None, options: dic
         raise ValueError(f"{path}: bvlc_alexnet was trained with Caffe's LRN; lrn={options['lrn']} would compute "
                          "something else. Leave out the lrn option.")
     options["lrn"] = "caffe"
-    return Exchange(caffe.paper_state(path), "paper", options)
+    return Exchange(caffe.paper_state(path), "paper", options, preprocessing="caffe")
+
+
+PREPROCESSING = ("auto", "torchvision", "caffe")
+
+
+def preprocessing_for(weights: str | os.PathLike, choice: str = "auto") -> str:
+    """The input a weight file reads, for ``alexnet-predict`` and ``alexnet-eval``.
+
+    ``auto``: ``"caffe"`` (BGR, 0..255, mean subtracted) for Caffe's weights, a ``.caffemodel`` or a
+    ``.safetensors`` ported from one (its metadata says ``preprocessing: caffe``); ``"torchvision"``
+    for every other file (``alexnet-train``'s recipes normalize as torchvision does), ``imagenet`` and
+    ``random``. The ``paper`` network's ``lrn="caffe"`` is no sign: it is that network's default LRN.
+    ``.pt``, ``.keras`` and ``.weights.h5`` files carry no such record; name the choice for them."""
+    if choice not in PREPROCESSING:
+        raise ValueError(f"preprocessing must be one of {', '.join(PREPROCESSING)}; found {choice!r}")
+    if choice != "auto":
+        return choice
+    name = str(weights)
+    if name.endswith(CAFFE_FORMAT):
+        return "caffe"
+    if name.endswith(".safetensors"):
+        from safetensors import safe_open
+
+        try:
+            with safe_open(name, framework="numpy") as f:
+                return "caffe" if (f.metadata() or {}).get("preprocessing") == "caffe" else "torchvision"
+        except (OSError, ValueError, RuntimeError):
+            return "torchvision"  # the weights' own reader reports a bad file, with its path
+    return "torchvision"
 
 
 def _torch_shapes(record: Exchange) -> dict[str, tuple]:

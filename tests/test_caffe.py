@@ -302,3 +302,172 @@ def test_figure_3_is_drawn_from_random_weights_one_block_per_tower(tmp_path, cap
     capsys.readouterr()
     assert main(["kernels", str(path), "--out", str(tmp_path / "fig3.png")]) == 2  # no silent overwrite
     assert "already exists" in capsys.readouterr().err
+
+
+# --- alexnet-eval with Caffe's weights: Caffe's center crop and 10-crop oversample ------------------
+
+
+def _photos() -> list[np.ndarray]:
+    """Two of scikit-image's photographs, neither square (so the 256x256 resize stretches them)."""
+    from skimage import data
+
+    return [data.chelsea(), data.coffee()]  # 300x451, 400x600 RGB
+
+
+def _opencv_probabilities(deploy, model, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(center softmax, 10-crop mean softmax) in OpenCV's runtime on OpenCV's own preprocessing:
+    blobFromImage (256x256 INTER_LINEAR, swapRB, mean 104/117/123), the crops cut by numpy as
+    caffe.io.oversample cuts them (corners, center, then the five mirrored)."""
+    full = cv2.dnn.blobFromImage(np.asarray(rgb, np.float32), 1.0, (256, 256), (104, 117, 123), swapRB=True)[0]
+    corners = [(0, 0), (0, 29), (29, 0), (29, 29), (14, 14)]
+    crops = [full[:, t:t + 227, s:s + 227] for t, s in corners]
+    crops = np.stack(crops + [c[:, :, ::-1] for c in crops])
+    logits = cf.opencv_forward(deploy, model, crops)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    return p[4], p.mean(0)
+
+
+@pytest.fixture(scope="module")
+def caffe_eval_setup(tmp_path_factory):
+    """A bvlc_alexnet-shaped model whose fc8 rows are permuted so that the labels matter: in OpenCV,
+    chelsea's 10-crop top class is class 0 and coffee's second class is class 1; its port to
+    .safetensors; and an ImageNet-layout folder (1000 class folders, sorted names = class indices)
+    with the two photographs in classes 0 and 1 (the only ones `--limit 2` keeps) and a 4x4 filler
+    image in every other class."""
+    from PIL import Image
+
+    from alexnet_cli import parity
+
+    root = tmp_path_factory.mktemp("caffe-eval")
+    weights = cf.random_weights(seed=0)
+    model, deploy = write_model(root, weights, v1=False, name="original.caffemodel")
+    photos = _photos()
+    p_chelsea = _opencv_probabilities(deploy, model, photos[0])[1]
+    p_coffee = _opencv_probabilities(deploy, model, photos[1])[1]
+    first, second = int(np.argmax(p_chelsea)), int(np.argsort(-p_coffee)[1])
+    assert first != second
+    order = [first, second] + [c for c in range(1000) if c not in (first, second)]
+    weights["fc8"] = [weights["fc8"][0][order], weights["fc8"][1][order]]  # new class j = old class order[j]
+    model, deploy = write_model(root, weights, v1=False)
+    out = root / "paper-imagenet.safetensors"
+    assert parity.main(["port", str(model), str(out)]) == 0
+
+    data = root / "imagenet"
+    filler = np.full((4, 4, 3), 128, np.uint8)
+    for split in ("train", "val"):
+        for c in range(1000):
+            folder = data / split / f"n{c:08d}"
+            folder.mkdir(parents=True)
+            Image.fromarray(photos[c] if split == "val" and c < 2 else filler).save(folder / "image.png")
+    expected = [_opencv_probabilities(deploy, model, photo) for photo in photos]
+    return {"weights": out, "caffemodel": model, "data": data, "expected": expected}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_eval_uses_caffes_crops_for_caffes_weights_and_matches_opencv(caffe_eval_setup, framework, capsys):
+    """`alexnet-eval --weights paper-imagenet.safetensors --data imagefolder:DIR --crops both` picks
+    Caffe's preprocessing by itself; its center and 10-crop softmax are OpenCV's on OpenCV's own
+    crops, and its accuracies are the ones OpenCV's probabilities give for the folder's labels."""
+    from alexnet_cli import evaluate
+    from alexnet_training.augment import Pipeline
+    from alexnet_training.data import parse_data, subset
+    from alexnet_training.metrics import topk_hits
+    from alexnet_training.recipes import CAFFE_TEST, PAPER
+    from parity import files
+
+    s = caffe_eval_setup
+    capsys.readouterr()
+    assert evaluate.main(["--framework", framework, "--weights", str(s["weights"]), "--data", f"imagefolder:{s['data']}",
+                          "--crops", "both", "--limit", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["preprocessing"] == "caffe" and result["images"] == 2
+    centers = np.stack([center for center, _ in s["expected"]])
+    tens = np.stack([ten for _, ten in s["expected"]])
+    labels = [0, 1]
+    assert result["10crop"] == {"top1": 0.5, "top5": 1.0}  # by the fc8 permutation, in OpenCV's numbers
+    assert (result["center"]["top1"], result["center"]["top5"]) == tuple(h / 2 for h in topk_hits(centers, labels))
+
+    # The softmax itself, through the pipeline alexnet-eval builds (CAFFE_TEST) and the framework's
+    # own 10-crop code.
+    pipeline = Pipeline(subset(parse_data(f"imagefolder:{s['data']}")[1], 2), CAFFE_TEST, train=False)
+    record = files.read(s["weights"])
+    if framework == "torch":
+        import torch
+
+        from alexnet_torch import training
+
+        model = files.torch_model(record).eval()
+        with torch.no_grad():
+            center = torch.softmax(model(torch.from_numpy(pipeline.batch(0, 0)[0].transpose(0, 3, 1, 2).copy())), 1).numpy()
+    else:
+        from alexnet_keras import training
+
+        model = files.keras_model(record)
+        logits = np.asarray(model(pipeline.batch(0, 0)[0], training=False), np.float64)
+        center = np.exp(logits - logits.max(1, keepdims=True))
+        center /= center.sum(1, keepdims=True)
+    ten = np.stack([training.ten_crop_probabilities(model, pipeline, i) for i in range(2)])
+    assert np.max(np.abs(center - centers)) < 1e-4 * centers.max(), np.max(np.abs(center - centers))
+    assert np.max(np.abs(ten - tens)) < 1e-4 * tens.max(), np.max(np.abs(ten - tens))
+    # The comparison sees the preprocessing: the recipe's torchvision-normalized 10 crops are far off.
+    torchvision_style = Pipeline(pipeline.data, PAPER.augment, train=False)
+    assert np.max(np.abs(training.ten_crop_probabilities(model, torchvision_style, 0) - tens[0])) > 10 * 1e-4 * tens.max()
+
+
+def test_the_caffe_pipeline_is_caffes_preprocessing_bit_for_bit():
+    """CAFFE_TEST is data, not a second code path: the Pipeline's center crop and ten crops are
+    caffe_input and caffe_oversample exactly; the Pipeline's center crop is OpenCV's blobFromImage."""
+    from PIL import Image
+
+    from alexnet_training.augment import Pipeline
+    from alexnet_training.data import ArrayData
+    from alexnet_training.images import caffe_input, caffe_oversample
+    from alexnet_training.recipes import CAFFE_TEST
+
+    photo = _photos()[1]
+    pipeline = Pipeline(ArrayData(photo[None], np.array([0]), ("coffee",), "coffee"), CAFFE_TEST, train=False)
+    np.testing.assert_array_equal(pipeline.transform(0, 0), caffe_input(Image.fromarray(photo)))
+    np.testing.assert_array_equal(pipeline.ten_crops(0), caffe_oversample(Image.fromarray(photo)))
+    blob = _opencv_blob(np.asarray(photo, np.float32))
+    assert np.max(np.abs(pipeline.transform(0, 0).transpose(2, 0, 1) - blob)) < 1e-3
+
+
+def test_auto_preprocessing_reads_the_port_record_not_the_lrn_option(tmp_path):
+    """A .caffemodel says caffe, and so does a .safetensors whose metadata records Caffe's input (as
+    `port` writes it from one); a paper network of our own, whose options hold its default
+    lrn="caffe" too, stays torchvision's, as its recipe trained it."""
+    from alexnet_spec import exchange
+    from parity.files import preprocessing_for
+
+    model = tmp_path / "tiny.caffemodel"
+    model.write_bytes(_valid_prefix())
+    assert preprocessing_for(model) == "caffe"
+    state = {"features.0.bias": np.zeros(96, np.float32)}
+    ours, ported = tmp_path / "ours.safetensors", tmp_path / "ported.safetensors"
+    exchange.save(ours, exchange.Exchange(state, "paper", {"lrn": "caffe"}))  # what save_weights writes for paper
+    exchange.save(ported, exchange.Exchange(state, "paper", {"lrn": "caffe"}, preprocessing="caffe"))
+    assert preprocessing_for(ours) == "torchvision" and preprocessing_for(ours, "caffe") == "caffe"
+    assert preprocessing_for(ported) == "caffe" and preprocessing_for(ported, "torchvision") == "torchvision"
+    assert exchange.load(ported).preprocessing == "caffe" and exchange.load(ours).preprocessing == ""
+
+
+@pytest.mark.slow
+def test_check_passes_on_the_pt_and_keras_pair_ported_from_one_caffemodel(tmp_path, weights, capsys):
+    """Issue 21's "done when": `alexnet-parity check --torch paper.pt --keras paper.keras` exits 0 on
+    the two files `port` writes from the same .caffemodel."""
+    from alexnet_cli.parity import main
+
+    from parity.files import preprocessing_for
+
+    model, _ = write_model(tmp_path, weights, v1=True)
+    pt, keras_file = tmp_path / "paper.pt", tmp_path / "paper.keras"
+    assert main(["port", str(model), str(pt)]) == 0
+    assert main(["port", str(model), str(keras_file)]) == 0
+    capsys.readouterr()
+    assert main(["check", "--torch", str(pt), "--keras", str(keras_file)]) == 0, capsys.readouterr()
+    # The .safetensors port records Caffe's input, and a port of that port keeps it.
+    first, second = tmp_path / "paper.safetensors", tmp_path / "again.safetensors"
+    assert main(["port", str(model), str(first)]) == 0 and main(["port", str(first), str(second)]) == 0
+    assert preprocessing_for(first) == preprocessing_for(second) == "caffe"

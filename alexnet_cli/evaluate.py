@@ -6,6 +6,15 @@ Reads the validation split of ``--data`` (digits' test images, CIFAR-10's test b
 folder's ``val/``) through the recipe's test-time transform: the center crop, the paper's 10 crops
 (four corners and the center, and their reflections, softmax averaged), or both. A
 ``.safetensors`` file names its variant, options and class count; other files need ``--variant``.
+
+Caffe's weights (a ``.caffemodel``, or a ``.safetensors`` ported from one) read Caffe's input
+instead (``--preprocessing auto``, the default; ``caffe`` asks for it with any file): 256x256 with
+the aspect ratio not kept, BGR, 0..255, mean 104/117/123 subtracted, then the center 227 or the 10
+crops of Caffe's ``oversample`` (``alexnet_training.recipes.CAFFE_TEST``). Evaluating ImageNet's
+1000 classes needs an image folder with the 1000 class folders, whose sorted names (the wnids,
+n01440764 ...) give the class indices the weights were trained with.
+
+    alexnet-eval --framework torch --weights paper-imagenet.safetensors --data imagefolder:/data/imagenet --crops both
 """
 
 from __future__ import annotations
@@ -26,6 +35,10 @@ def parser() -> ArgumentParser:
     p.add_argument("--variant", choices=VARIANTS, help="needed when the file does not say (all but .safetensors)")
     p.add_argument("--recipe", choices=tuple(RECIPES), help="test-time transform (default: the variant's recipe)")
     p.add_argument("--crops", choices=("center", "10crop", "both"), default="center")
+    p.add_argument("--preprocessing", choices=("auto", "torchvision", "caffe"), default="auto",
+                   help="auto (default): caffe for Caffe's weights (a .caffemodel, or a .safetensors ported from "
+                        "one: 256x256, BGR, 0..255, mean 104/117/123, center 227 or Caffe's 10 crops), the "
+                        "recipe's transform otherwise (torchvision's normalization), and with an explicit --recipe")
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--limit", type=positive_int, metavar="N", help="only N images, every class in its share, drawn with a fixed seed")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -47,6 +60,10 @@ def describe_weights(path: str, variant: str | None) -> tuple[str, dict, int | N
     from alexnet_spec.tables import get_table
 
     require_file(path)
+    if str(path).endswith(".caffemodel"):  # bvlc_alexnet: read (and checked) when the model is built
+        if variant not in (None, "paper"):
+            raise UsageError(f"{path} is Caffe's bvlc_alexnet, the 'paper' network, not {variant!r}; leave out --variant")
+        return "paper", {"lrn": "caffe"}, 1000
     if str(path).endswith(".safetensors"):
         record = exchange.load(path, variant)
         return record.variant, dict(record.options), num_classes_of_torch(get_table(record.variant), record.state)
@@ -59,10 +76,18 @@ def _eval(args):
     from alexnet_spec import get_spec
     from alexnet_training.augment import Pipeline
     from alexnet_training.data import parse_data, subset
-    from alexnet_training.recipes import RECIPES, get_recipe
+    from alexnet_training.recipes import CAFFE_TEST, RECIPES, get_recipe
+    from parity import files
+    from parity.files import preprocessing_for
 
+    if args.recipe and args.preprocessing == "caffe":
+        raise UsageError(f"--recipe {args.recipe} names the recipe's test-time transform and --preprocessing caffe "
+                         "Caffe's; pass one of them")
     variant, options, classes = describe_weights(args.weights, args.variant)
     recipe = get_recipe(args.recipe or (variant if variant in RECIPES else "cifar"))
+    # an explicit --recipe is the user's choice of transform; auto only decides when none is named
+    preprocessing = "torchvision" if args.recipe else preprocessing_for(args.weights, args.preprocessing)
+    augment = CAFFE_TEST if preprocessing == "caffe" else recipe.augment
     _, val = parse_data(args.data)
     if args.limit:
         val = subset(val, args.limit)
@@ -70,28 +95,39 @@ def _eval(args):
         raise ValueError(f"{args.weights} has {classes} classes; {args.data} has {len(val.classes)}. Evaluate it on "
                          "data with the classes it was trained on.")
     spec = get_spec(variant)
-    if recipe.augment.crop != spec.input_size:
-        raise UsageError(f"recipe {recipe.name!r} crops {recipe.augment.crop}; {variant} reads {spec.input_size}")
+    if augment.crop != spec.input_size:
+        source = "Caffe's preprocessing" if preprocessing == "caffe" else f"recipe {recipe.name!r}"
+        hint = ("; Caffe's input is the paper network's (--variant paper), pass --preprocessing torchvision for "
+                "others" if preprocessing == "caffe" else "")
+        raise UsageError(f"{source} crops {augment.crop}; {variant} reads {spec.input_size}{hint}")
     probabilities = spec.softmax and not options.get("logits", False)
-    pipeline = Pipeline(val, recipe.augment, train=False, batch_size=args.batch_size)
+    pipeline = Pipeline(val, augment, train=False, batch_size=args.batch_size)
     import_frameworks(torch=args.framework == "torch", keras=args.framework == "keras")
     num_classes = classes or len(val.classes)
+    caffe_file = args.weights.endswith(".caffemodel")
     if args.framework == "torch":
         import alexnet_torch
         from alexnet_torch import training
 
-        model = alexnet_torch.build(variant, num_classes, **options)
-        alexnet_torch.load_weights(model, args.weights)
+        if caffe_file:
+            model = files.torch_model(files.read(args.weights)).eval()
+        else:
+            model = alexnet_torch.build(variant, num_classes, **options)
+            alexnet_torch.load_weights(model, args.weights)
         center = lambda: training.evaluate(model, training.data_loader(pipeline), probabilities=probabilities)  # noqa: E731
     else:
         import alexnet_keras
         from alexnet_keras import training
 
-        model = alexnet_keras.build(variant, num_classes, **options)
-        alexnet_keras.load_weights(model, args.weights)
+        if caffe_file:
+            model = files.keras_model(files.read(args.weights))
+        else:
+            model = alexnet_keras.build(variant, num_classes, **options)
+            alexnet_keras.load_weights(model, args.weights)
         center = lambda: training.evaluate(model, pipeline, probabilities=probabilities)  # noqa: E731
     result = {"ok": True, "framework": args.framework, "weights": args.weights, "variant": variant,
-              "data": args.data, "images": len(val)}
+              "data": args.data, "images": len(val),
+              "preprocessing": "caffe" if preprocessing == "caffe" else f"recipe {recipe.name}"}
     lines = []
     if args.crops in ("center", "both"):
         loss, top1, top5 = center()
@@ -101,7 +137,8 @@ def _eval(args):
         top1, top5 = training.evaluate_ten_crop(model, pipeline, probabilities=probabilities)
         result["10crop"] = {"top1": top1, "top5": top5}
         lines.append(f"10 crops:    top-1 {100 * top1:.2f}%, top-5 {100 * top5:.2f}%")
-    head = f"{args.framework} {variant} {args.weights} on {args.data} ({len(val)} images):"
+    how = "Caffe's preprocessing" if preprocessing == "caffe" else f"recipe {recipe.name!r}"
+    head = f"{args.framework} {variant} {args.weights} on {args.data} ({len(val)} images, {how}):"
     return EXIT_OK, result, "\n".join([head, *lines])
 
 

@@ -61,6 +61,8 @@ def parser() -> ArgumentParser:
                       help="convert published weights instead of a file, e.g. IMAGENET1K_V1 (torchvision downloads them)")
     port.add_argument("--variant", help="the variant, when the source file cannot tell")
     port.add_argument("--option", action="append", metavar="KEY=VALUE", help="build option, e.g. lrn=paper")
+    port.add_argument("--sha1", metavar="HEX", help="refuse SOURCE unless its SHA-1 is HEX (the model zoo publishes "
+                      "bvlc_alexnet.caffemodel's in its readme)")
     port.add_argument("--force", action="store_true", help="overwrite the target if it exists")
     port.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     port.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -79,6 +81,17 @@ def parser() -> ArgumentParser:
     export.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     export.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
+    kernels = sub.add_parser("kernels", help="draw conv1's kernels, one block per tower (the paper's Figure 3)")
+    kernels.add_argument("weights", metavar="FILE", help="any weight file, .caffemodel included")
+    kernels.add_argument("--out", required=True, metavar="FIG.png", help="the PNG to write")
+    kernels.add_argument("--channels", choices=("auto", "rgb", "bgr"), default="auto",
+                         help="the order conv1 reads (auto: bgr for a .caffemodel, else rgb); "
+                              "bgr for a file ported from Caffe")
+    kernels.add_argument("--variant", help="the variant, when the weight file cannot tell")
+    kernels.add_argument("--force", action="store_true", help="overwrite FIG.png if it exists")
+    kernels.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    kernels.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
     return root
 
 
@@ -90,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             return _port(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "kernels":
+            from alexnet_cli.plot import plot_kernels
+
+            path = plot_kernels(args.weights, args.out, channels=args.channels, variant=args.variant, overwrite=args.force)
+            return EXIT_OK, {"ok": True, "figure": str(path)}, f"wrote {path}"
         return _check(args)
 
     return run("alexnet-parity", body, as_json=wants(argv, "--json"), debug=wants(argv, "--debug"))
@@ -167,12 +185,19 @@ def _port(args):
     if args.weights:
         if len(args.files) != 1:
             raise UsageError(f"port --weights {args.weights} takes one TARGET file; found {len(args.files)}: {args.files}")
+        if args.sha1:
+            raise UsageError("--sha1 checks a SOURCE file; with --weights torchvision checks the download itself")
         source, (target,) = args.weights, args.files
         record = published_weights(args.weights, args.variant)
     else:
         if len(args.files) != 2:
             raise UsageError(f"port takes SOURCE TARGET (or --weights NAME TARGET); found {len(args.files)} files")
         source, target = args.files
+        if args.sha1:
+            from alexnet_spec.caffe import check_sha1
+            from alexnet_spec.messages import require_file
+
+            check_sha1(require_file(source), args.sha1)
         check_published_file(source)
         record = files.read(source, args.variant, _options(args.option))
     path = files.write(record, target, overwrite=args.force, sidecar=True)

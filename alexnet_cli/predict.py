@@ -53,7 +53,11 @@ def load_models(frameworks, variant: str = "torchvision", weights: str = "imagen
     if weights == "imagenet":
         published = [w for w in PRETRAINED.values() if w.variant == variant]
         if not published:
-            raise ValueError(f"no published ImageNet weights for the {variant!r} variant; pass --weights FILE or --weights random")
+            hint = (" The paper network's ImageNet weights are Caffe's bvlc_alexnet: download bvlc_alexnet.caffemodel "
+                    "(BVLC model zoo), run `alexnet-parity port bvlc_alexnet.caffemodel paper-imagenet.safetensors`, "
+                    "then pass --weights paper-imagenet.safetensors." if variant == "paper" else "")
+            raise ValueError(f"no published ImageNet weights for the {variant!r} variant; pass --weights FILE or "
+                             f"--weights random.{hint}")
         w = published[0]
         result.label = f"{w.name} (ImageNet-1K, acc@1 {w.acc1}, acc@5 {w.acc5})"
         if "torch" in frameworks:
@@ -85,18 +89,27 @@ def load_models(frameworks, variant: str = "torchvision", weights: str = "imagen
     return result
 
 
-def preprocess(source, frameworks, variant: str) -> dict[str, np.ndarray]:
-    """Each framework's own pipeline on one image: NCHW float32 for torch, NHWC for Keras."""
+def preprocess(source, frameworks, variant: str, preprocessing: str = "torchvision") -> dict[str, np.ndarray]:
+    """Each framework's own pipeline on one image: NCHW float32 for torch, NHWC for Keras.
+    ``preprocessing="caffe"``: Caffe's (BGR, 0..255, mean subtracted), for bvlc_alexnet's weights."""
     out = {}
     if "torch" in frameworks:
         import alexnet_torch
 
-        out["torch"] = alexnet_torch.load_image(source, variant).unsqueeze(0).numpy()
+        out["torch"] = alexnet_torch.load_image(source, variant, preprocessing).unsqueeze(0).numpy()
     if "keras" in frameworks:
         import alexnet_keras
 
-        out["keras"] = alexnet_keras.preprocess_input(alexnet_keras.load_image(source, variant)[None])
+        image = alexnet_keras.load_image(source, variant, preprocessing)[None]
+        out["keras"] = alexnet_keras.preprocess_input(image, mode=preprocessing)
     return out
+
+
+def preprocessing_for(weights: str, choice: str = "auto") -> str:
+    """``parity.files.preprocessing_for``: the rule ``alexnet-eval`` follows too."""
+    from parity.files import preprocessing_for
+
+    return preprocessing_for(weights, choice)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -150,6 +163,9 @@ def parser() -> ArgumentParser:
     parser.add_argument("--variant", default="torchvision",
                         help="an ImageNet variant: torchvision (default) or paper (cifar has no ImageNet classes)")
     parser.add_argument("--weights", default="imagenet", help="imagenet, random, or a weight file")
+    parser.add_argument("--preprocessing", choices=("auto", "torchvision", "caffe"), default="auto",
+                        help="auto (default): caffe for Caffe's weights (a .caffemodel, or a .safetensors ported from one: "
+                             "BGR, 0..255, mean 104/117/123, 256x256 then center 227), torchvision's otherwise")
     parser.add_argument("--seed", type=int, default=0, help="seed of --weights random")
     parser.add_argument("--top", type=positive_int, default=5, help="how many classes to show (default 5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
@@ -166,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs, errors = {}, []
         for image in args.images:  # every image is checked before any model is loaded
             try:
-                inputs[image] = preprocess(image, frameworks, args.variant)
+                inputs[image] = preprocess(image, frameworks, args.variant, preprocessing_for(args.weights, args.preprocessing))
             except ValueError as err:
                 errors.append(str(err))
         if errors:

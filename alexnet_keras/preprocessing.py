@@ -16,8 +16,13 @@ from alexnet_training import images as _images
 
 
 # --8<-- [start:preprocess]
-def preprocess_input(x):
-    """0..255 RGB, channels last (a numpy array or a tensor), to the network's input (float32)."""
+def preprocess_input(x, mode: str = "torchvision"):
+    """0..255 RGB, channels last (a numpy array or a tensor), to the network's input (float32).
+    ``mode="caffe"``: bvlc_alexnet's input (BGR, 0..255, mean 104, 117, 123 subtracted)."""
+    if mode == "caffe":
+        return _caffe_input(x)
+    if mode != "torchvision":
+        raise ValueError(f"mode must be 'torchvision' or 'caffe'; found {mode!r}")
     if isinstance(x, np.ndarray) or np.isscalar(x) or isinstance(x, (list, tuple)):
         return _images.normalize(x)
     x = ops.cast(x, "float32")
@@ -30,13 +35,30 @@ def preprocess_input(x):
 # --8<-- [end:preprocess]
 
 
-def load_image(source, variant: str = "torchvision") -> np.ndarray:
+def _caffe_input(x):
+    """Caffe's input, as ``keras.applications.imagenet_utils`` calls it: RGB -> BGR, mean subtracted."""
+    if isinstance(x, np.ndarray) or np.isscalar(x) or isinstance(x, (list, tuple)):
+        return _images.caffe_normalize(x)
+    x = ops.cast(x, "float32")
+    if x.shape[-1] != 3:
+        raise ValueError(f"expected RGB values on the last axis (..., 3); found shape {tuple(x.shape)}")
+    return ops.flip(x, axis=-1) - ops.convert_to_tensor(np.asarray(_images.CAFFE_MEAN_BGR, np.float32))
+
+
+def load_image(source, variant: str = "torchvision", preprocessing: str = "torchvision") -> np.ndarray:
     """One image (path or PIL image), resized and center-cropped: float32 (H, W, 3), 0..255.
+
+    ``preprocessing="caffe"``: Caffe's resize to 256x256 (aspect not kept) and center crop 227;
+    follow with ``preprocess_input(x, mode="caffe")``.
 
     Follow with :func:`preprocess_input`. Mode handling (grayscale, RGBA, CMYK ...) and the
     minimum size are those of ``alexnet_training.images.open_rgb``.
     """
     spec = get_spec(variant)
+    if preprocessing == "caffe":
+        return _images.caffe_crop_rgb(_images.open_rgb(source, min_size=spec.min_input_size))
+    if preprocessing != "torchvision":
+        raise ValueError(f"preprocessing must be 'torchvision' or 'caffe'; found {preprocessing!r}")
     return _images.load_image(
         source,
         resize_size=_imagenet.resize_size_for(spec.input_size),

@@ -245,12 +245,18 @@ def evaluate(model, pipeline: Pipeline, *, probabilities: bool = False) -> tuple
     return total_loss / n, top1 / n, top5 / n
 
 
+def ten_crop_probabilities(model, pipeline: Pipeline, index: int, *, probabilities: bool = False) -> np.ndarray:
+    """The softmax of item ``index``'s 10 crops (``pipeline.ten_crops``), averaged: float64 (classes,)."""
+    out = np.asarray(model(pipeline.ten_crops(index), training=False), dtype=np.float64)
+    return (out if probabilities else np.exp(log_softmax(out))).mean(0)
+
+
 def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False) -> tuple[float, float]:
-    """Top-1 and top-5 of the average softmax over the paper's 10 crops of every image."""
+    """Top-1 and top-5 of the average softmax over the 10 crops of every image (the paper's, or
+    Caffe's oversample: whatever ``pipeline.ten_crops`` cuts)."""
     top1 = top5 = 0
     for index in range(len(pipeline.data)):
-        out = np.asarray(model(pipeline.ten_crops(index), training=False), dtype=np.float64)
-        p = (out if probabilities else np.exp(log_softmax(out))).mean(0)
+        p = ten_crop_probabilities(model, pipeline, index, probabilities=probabilities)
         hits = topk_hits(p[None], [pipeline.data.labels[index]])
         top1, top5 = top1 + hits[0], top5 + hits[1]
     n = len(pipeline.data)
@@ -258,4 +264,4 @@ def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False)
 
 
 __all__ = ["BatchSequence", "EpochSetter", "PreciseBN", "RunLogger", "compile_for_training", "evaluate", "evaluate_ten_crop",
-           "probability_loss", "train", "update_bn_stats"]
+           "probability_loss", "ten_crop_probabilities", "train", "update_bn_stats"]

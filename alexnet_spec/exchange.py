@@ -1,6 +1,7 @@
 """The framework-neutral weight file: safetensors in PyTorch's layout, readable with numpy alone.
 
-Metadata names the variant, its options and the layout, so a file says what it holds and a reader
+Metadata names the variant, its options, the layout and (for Caffe's weights) the input the
+weights read, so a file says what it holds and a reader
 never has to guess. safetensors holds no code, so reading a file a user hands us runs nothing.
 """
 
@@ -25,6 +26,10 @@ class Exchange:
     state: dict[str, np.ndarray]
     variant: str
     options: dict = field(default_factory=dict)
+    # "caffe": the weights read Caffe's input (BGR, 0..255, mean subtracted), as bvlc_alexnet's; ""
+    # for every network trained or published with torchvision's normalization. Written to the
+    # file's metadata only when set, so other files keep their bytes.
+    preprocessing: str = ""
 
 
 def save(path: str | os.PathLike, ex: Exchange, *, overwrite: bool = False, sidecar: bool = False) -> Path:
@@ -35,6 +40,8 @@ def save(path: str | os.PathLike, ex: Exchange, *, overwrite: bool = False, side
         "variant": ex.variant,
         "options": json.dumps(ex.options, sort_keys=True),
     }
+    if ex.preprocessing:
+        metadata["preprocessing"] = ex.preprocessing
     # np.ascontiguousarray makes a 0-d array 1-d: BatchNorm's num_batches_tracked would come back (1,)
     tensors = {k: np.ascontiguousarray(v).reshape(np.shape(v)) for k, v in ex.state.items()}
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(canonical_bytes(tensors, metadata)),
@@ -91,5 +98,6 @@ def load(path: str | os.PathLike, variant: str | None = None) -> Exchange:
         )
     if not isinstance(options, dict):
         raise ValueError(f"{path}: its 'options' metadata must be a JSON object; found {options!r}")
-    return Exchange(state=state, variant=found, options=check_options(found, options))
+    return Exchange(state=state, variant=found, options=check_options(found, options),
+                    preprocessing=metadata.get("preprocessing", ""))
 

@@ -29,8 +29,19 @@ def transforms(variant: str = "torchvision") -> torch.nn.Module:
 # --8<-- [end:transforms]
 
 
-def load_image(source, variant: str = "torchvision") -> torch.Tensor:
-    """One image (path or PIL image) as the network's input: a float32 (3, H, W) tensor."""
+def load_image(source, variant: str = "torchvision", preprocessing: str = "torchvision", mean=None) -> torch.Tensor:
+    """One image (path or PIL image) as the network's input: a float32 (3, H, W) tensor.
+
+    ``preprocessing="caffe"`` (the ``paper`` variant with Caffe's bvlc_alexnet weights): resized to
+    256x256, center crop 227, BGR, 0..255, ``mean`` subtracted (BGR values or a mean image; default
+    104, 117, 123)."""
+    if preprocessing == "caffe":
+        from alexnet_training.images import CAFFE_MEAN_BGR, caffe_input
+
+        image = open_rgb(source, min_size=get_spec(variant).min_input_size)
+        return torch.from_numpy(caffe_input(image, CAFFE_MEAN_BGR if mean is None else mean).transpose(2, 0, 1).copy())
+    if preprocessing != "torchvision":
+        raise ValueError(f"preprocessing must be 'torchvision' or 'caffe'; found {preprocessing!r}")
     return transforms(variant)(open_rgb(source, min_size=get_spec(variant).min_input_size))
 
 

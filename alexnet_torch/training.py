@@ -20,6 +20,7 @@ import contextlib
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -183,15 +184,22 @@ def evaluate(model, loader, *, probabilities: bool = False, progress: bool = Fal
 
 
 @torch.no_grad()
-def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False, progress: bool = False):
-    """Top-1 and top-5 of the average softmax over the paper's 10 crops of every image."""
+def ten_crop_probabilities(model, pipeline: Pipeline, index: int, *, probabilities: bool = False) -> np.ndarray:
+    """The softmax of item ``index``'s 10 crops (``pipeline.ten_crops``), averaged: float64 (classes,)."""
     model.eval()
+    device = next(model.parameters()).device
+    crops = torch.from_numpy(pipeline.ten_crops(index).transpose(0, 3, 1, 2).copy()).to(device)
+    output = model(crops).float()
+    return (output if probabilities else output.softmax(1)).mean(0).double().cpu().numpy()
+
+
+def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False, progress: bool = False):
+    """Top-1 and top-5 of the average softmax over the 10 crops of every image (the paper's, or
+    Caffe's oversample: whatever ``pipeline.ten_crops`` cuts)."""
     top1 = top5 = 0
     for index in _bar(range(len(pipeline.data)), progress, "10-crop"):
-        crops = torch.from_numpy(pipeline.ten_crops(index).transpose(0, 3, 1, 2).copy())
-        output = model(crops)
-        p = (output if probabilities else output.softmax(1)).mean(0)
-        hits = topk_hits(p[None].float().cpu().numpy(), [pipeline.data.labels[index]])
+        p = ten_crop_probabilities(model, pipeline, index, probabilities=probabilities)
+        hits = topk_hits(p[None], [pipeline.data.labels[index]])
         top1, top5 = top1 + hits[0], top5 + hits[1]
     n = len(pipeline.data)
     return top1 / n, top5 / n
@@ -283,5 +291,5 @@ def _bar(iterable, enabled: bool, desc: str):
     return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
 
 
-__all__ = ["AugmentedDataset", "EpochSampler", "data_loader", "evaluate", "evaluate_ten_crop", "sgd", "train",
+__all__ = ["AugmentedDataset", "EpochSampler", "data_loader", "evaluate", "evaluate_ten_crop", "sgd", "ten_crop_probabilities", "train",
            "train_one_epoch", "train_step", "update_bn_stats"]

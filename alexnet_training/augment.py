@@ -90,7 +90,8 @@ class Pipeline:
         return _normalize(x, a, scaled=True)
 
     def ten_crops(self, index: int) -> np.ndarray:
-        """The paper's test crops: four corners and the center, and their reflections (10, H, W, 3)."""
+        """The paper's test crops: four corners and the center, and their reflections (10, H, W, 3);
+        with :data:`~alexnet_training.recipes.CAFFE_TEST`, Caffe's ``oversample`` in the same order."""
         a = self.augment
         image = _resize(self.data.image(index), a)
         if a.pad:
@@ -105,6 +106,10 @@ class Pipeline:
 def _resize(image: np.ndarray, a: Augment) -> np.ndarray:
     if a.resize is None:
         return image
+    if a.stretch:  # Caffe: resize x resize, OpenCV's bilinear, float32 (not rounded back to uint8)
+        from alexnet_training.images import resize_bilinear
+
+        return resize_bilinear(image, a.resize, a.resize)
     from PIL import Image
 
     from alexnet_training.images import center_crop, resize_shorter
@@ -120,7 +125,10 @@ def _center(image: np.ndarray, a: Augment) -> np.ndarray:
     h, w = image.shape[:2]
     if min(h, w) < a.crop:
         raise ValueError(f"cannot center-crop {a.crop}x{a.crop} from a {w}x{h} image")
-    top, left = int(round((h - a.crop) / 2.0)), int(round((w - a.crop) / 2.0))
+    if a.stretch:  # Caffe's DataTransformer: integer division
+        top, left = (h - a.crop) // 2, (w - a.crop) // 2
+    else:  # torchvision's F.center_crop
+        top, left = int(round((h - a.crop) / 2.0)), int(round((w - a.crop) / 2.0))
     return image[top:top + a.crop, left:left + a.crop]
 
 
@@ -161,8 +169,16 @@ def _lighting(x: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray
 
 
 def _normalize(x: np.ndarray, a: Augment, *, scaled: bool = False) -> np.ndarray:
-    if not scaled:
-        x = x.astype(np.float32) / np.float32(255.0)
+    """0..255 values (``scaled``: already divided by 255) to ``(x - mean) / std`` of values in
+    [0, ``a.max_value``], the channels reversed when ``a.bgr``."""
+    if scaled:
+        x = x * np.float32(a.max_value) if a.max_value != 1.0 else x
+    elif a.max_value == 255.0:
+        x = x.astype(np.float32)
+    else:
+        x = x.astype(np.float32) / np.float32(255.0 / a.max_value)
+    if a.bgr:
+        x = x[..., ::-1]
     mean, std = np.asarray(a.mean, np.float32), np.asarray(a.std, np.float32)
     return np.ascontiguousarray((x - mean) / std, dtype=np.float32)
 

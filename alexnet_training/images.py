@@ -128,3 +128,79 @@ def normalize(x, mean=MEAN, std=STD) -> np.ndarray:
     if x.shape[-1:] != (3,):
         raise ValueError(f"expected RGB values on the last axis (..., 3); found shape {x.shape}")
     return ((x / np.float32(255.0) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)
+
+
+# --- Caffe's preprocessing (bvlc_alexnet) ---------------------------------------------------------
+
+# --8<-- [start:caffe]
+# Caffe's ImageNet mean per channel, in BGR order (the ilsvrc_2012_mean image averaged; its
+# classifier examples use 104, 117, 123).
+CAFFE_MEAN_BGR: tuple[float, float, float] = (104.0, 117.0, 123.0)
+CAFFE_RESIZE, CAFFE_CROP = 256, 227
+
+
+def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """OpenCV's ``cv2.resize(..., INTER_LINEAR)`` (what Caffe's convert_imageset used to make the
+    256x256 ImageNet) in float32: pixel centres aligned, no antialiasing, edges clamped."""
+    x = np.asarray(image, np.float32)
+
+    def taps(n_in: int, n_out: int):
+        s = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+        s = np.clip(s, 0, n_in - 1)
+        i0 = np.floor(s).astype(int)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        return i0, i1, (s - i0).astype(np.float32)
+
+    r0, r1, fy = taps(x.shape[0], height)
+    c0, c1, fx = taps(x.shape[1], width)
+    fy, fx = fy[:, None, None], fx[None, :, None]
+    rows = x[r0] * (1 - fy) + x[r1] * fy
+    return (rows[:, c0] * (1 - fx) + rows[:, c1] * fx).astype(np.float32)
+
+
+def caffe_image(source, mean=CAFFE_MEAN_BGR, *, resize: int = CAFFE_RESIZE) -> np.ndarray:
+    """The image as Caffe's data layer saw it, before cropping: resized to 256x256 (not keeping
+    the aspect ratio), BGR, 0..255, the mean subtracted (HWC float32). ``mean`` is 3 BGR values or a
+    mean image (C, H, W) in BGR, e.g. ``alexnet_spec.caffe.read_blob('ilsvrc_2012_mean.binaryproto')``."""
+    bgr = resize_bilinear(np.asarray(open_rgb(source), np.float32), resize, resize)[..., ::-1]
+    mean = np.asarray(mean, np.float32)
+    if mean.ndim > 1:  # a mean image, (1, 3, H, W) or (3, H, W), BGR
+        mean = mean.reshape(mean.shape[-3:]).transpose(1, 2, 0)
+        if mean.shape[:2] != (resize, resize):
+            mean = resize_bilinear(mean, resize, resize)
+    return (bgr - mean).astype(np.float32)
+
+
+def caffe_input(source, mean=CAFFE_MEAN_BGR, *, crop: int = CAFFE_CROP) -> np.ndarray:
+    """Caffe's test-time input: :func:`caffe_image`, then the center ``crop`` (offset (256-227)//2,
+    as Caffe's DataTransformer), HWC float32."""
+    image = caffe_image(source, mean)
+    top, left = (image.shape[0] - crop) // 2, (image.shape[1] - crop) // 2
+    return np.ascontiguousarray(image[top:top + crop, left:left + crop])
+
+
+def caffe_crop_rgb(source, *, resize: int = CAFFE_RESIZE, crop: int = CAFFE_CROP) -> np.ndarray:
+    """Resized to 256x256 and center-cropped like :func:`caffe_input`, but still 0..255 RGB (HWC
+    float32): the Keras pipeline's first half, followed by ``preprocess_input(x, mode="caffe")``."""
+    image = resize_bilinear(np.asarray(open_rgb(source), np.float32), resize, resize)
+    top, left = (resize - crop) // 2, (resize - crop) // 2
+    return np.ascontiguousarray(image[top:top + crop, left:left + crop])
+
+
+def caffe_normalize(x, mean=CAFFE_MEAN_BGR) -> np.ndarray:
+    """0..255 RGB (channels last) to Caffe's input: BGR with the per-channel mean subtracted."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[-1:] != (3,):
+        raise ValueError(f"expected RGB values on the last axis (..., 3); found shape {x.shape}")
+    return (x[..., ::-1] - np.asarray(mean, np.float32)).astype(np.float32)
+
+
+def caffe_oversample(source, mean=CAFFE_MEAN_BGR, *, crop: int = CAFFE_CROP) -> np.ndarray:
+    """Caffe's 10 crops (``caffe.io.oversample``): the four corners and the center, then the same
+    five mirrored left to right; (10, crop, crop, 3) float32."""
+    image = caffe_image(source, mean)
+    h, w = image.shape[:2]
+    corners = [(0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop), ((h - crop) // 2, (w - crop) // 2)]
+    crops = [image[t:t + crop, s:s + crop] for t, s in corners]
+    return np.ascontiguousarray(np.stack(crops + [c[:, ::-1] for c in crops]))
+# --8<-- [end:caffe]

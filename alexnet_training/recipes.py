@@ -21,6 +21,7 @@ import numpy as np
 
 from alexnet_spec.imagenet import MEAN as IMAGENET_MEAN
 from alexnet_spec.imagenet import STD as IMAGENET_STD
+from alexnet_training.images import CAFFE_CROP, CAFFE_MEAN_BGR, CAFFE_RESIZE
 
 # ImageNet RGB PCA on [0, 1] values, as fb.resnet.torch's Lighting transform uses them.
 IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
@@ -42,7 +43,12 @@ class Augment:
     random crops); ``crop``: the network's input side; ``scale``/``ratio``: with ``random_resized``,
     torchvision's RandomResizedCrop; ``flip``: horizontal reflection with probability 0.5;
     ``lighting``: std of the PCA colour noise (0: none); ``mean``/``std``: per-channel
-    normalization of values in [0, 1].
+    normalization, ``(x - mean) / std``, of values in [0, ``max_value``] in the network's channel
+    order.
+
+    Caffe's input (:data:`CAFFE_TEST`): ``stretch`` resizes to ``resize`` x ``resize`` without keeping
+    the aspect ratio (OpenCV's bilinear, as Caffe's convert_imageset); ``bgr`` reverses the channels;
+    ``max_value=255`` keeps 0..255 values, so ``mean`` is Caffe's BGR mean and ``std`` 1.
     """
 
     crop: int
@@ -56,6 +62,19 @@ class Augment:
     lighting: float = 0.0
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    stretch: bool = False
+    bgr: bool = False
+    max_value: float = 1.0
+
+
+# --8<-- [start:caffe-test]
+# Caffe's bvlc_alexnet at test time: 256x256 (aspect not kept), center 227 or the 10 crops of
+# caffe.io.oversample (corners, center, mirrored), BGR, 0..255, mean 104/117/123 subtracted. What
+# `alexnet-eval --preprocessing caffe` reads (auto: for Caffe's weights); the same numbers as
+# alexnet_training.images.caffe_input and caffe_oversample.
+CAFFE_TEST = Augment(crop=CAFFE_CROP, resize=CAFFE_RESIZE, stretch=True, flip=False, bgr=True, max_value=255.0,
+                     mean=CAFFE_MEAN_BGR, std=(1.0, 1.0, 1.0))
+# --8<-- [end:caffe-test]
 
 
 @dataclass(frozen=True)
@@ -180,4 +199,4 @@ def learning_rate(recipe: Recipe, epoch: int, val_top1: list[float] | tuple[floa
     raise ValueError(f"unknown schedule {recipe.schedule!r}; expected 'step' or 'plateau'")
 
 
-__all__ = ["Augment", "RECIPES", "Recipe", "get_recipe", "learning_rate"]
+__all__ = ["Augment", "CAFFE_TEST", "RECIPES", "Recipe", "get_recipe", "learning_rate"]

@@ -26,14 +26,15 @@ from alexnet_spec.variants import check_options
 # needs no torch import; tests/test_files_and_cli.py keeps the two equal.
 TORCH_FORMATS = (".pt", ".pth", ".bin")
 FORMATS = TORCH_FORMATS + (".safetensors", ".keras", ".weights.h5")
+CAFFE_FORMAT = ".caffemodel"  # read only: Caffe's bvlc_alexnet, ported to the paper network
 
 
 def format_of(path: str | os.PathLike) -> str:
     name = Path(path).name
-    for suffix in (".weights.h5",) + FORMATS:
+    for suffix in (".weights.h5",) + FORMATS + (CAFFE_FORMAT,):
         if name.endswith(suffix):
             return suffix
-    raise ValueError(f"{path}: unknown weight format; expected a file ending in {', '.join(FORMATS)}")
+    raise ValueError(f"{path}: unknown weight format; expected a file ending in {', '.join(FORMATS + (CAFFE_FORMAT,))}")
 
 
 def load_keras_model(path: str | os.PathLike):
@@ -63,6 +64,8 @@ def read(path: str | os.PathLike, variant: str | None = None, options: dict | No
         state = {k: v.numpy() for k, v in state.items()}
         variant = variant or infer_variant(torch_keys=list(state))
         record = Exchange(state, variant, options)
+    elif fmt == CAFFE_FORMAT:
+        record = read_caffe(path, variant, options)
     elif fmt == ".safetensors":
         record = exchange.load(path, variant)
         record.options.update(options)
@@ -77,6 +80,51 @@ def read(path: str | os.PathLike, variant: str | None = None, options: dict | No
     check_options(record.variant, record.options)
     check_torch_state(get_table(record.variant), record.state, _torch_shapes(record))  # names every problem
     return record
+
+
+def read_caffe(path: str | os.PathLike, variant: str | None = None, options: dict | None = None) -> Exchange:
+    """Caffe's bvlc_alexnet as the ``paper`` network with Caffe's LRN (``lrn="caffe"``), its
+    weights unchanged: the network takes Caffe's input (BGR, 0..255, mean subtracted)."""
+    from alexnet_spec import caffe
+
+    if variant not in (None, "paper"):
+        raise ValueError(f"{path}: a Caffe bvlc_alexnet model is the 'paper' network, not {variant!r}; "
+                         "leave out --variant or pass --variant paper")
+    options = dict(options or {})
+    if options.get("lrn", "caffe") not in ("caffe", "document"):
+        raise ValueError(f"{path}: bvlc_alexnet was trained with Caffe's LRN; lrn={options['lrn']} would compute "
+                         "something else. Leave out the lrn option.")
+    options["lrn"] = "caffe"
+    return Exchange(caffe.paper_state(path), "paper", options, preprocessing="caffe")
+
+
+PREPROCESSING = ("auto", "torchvision", "caffe")
+
+
+def preprocessing_for(weights: str | os.PathLike, choice: str = "auto") -> str:
+    """The input a weight file reads, for ``alexnet-predict`` and ``alexnet-eval``.
+
+    ``auto``: ``"caffe"`` (BGR, 0..255, mean subtracted) for Caffe's weights, a ``.caffemodel`` or a
+    ``.safetensors`` ported from one (its metadata says ``preprocessing: caffe``); ``"torchvision"``
+    for every other file (``alexnet-train``'s recipes normalize as torchvision does), ``imagenet`` and
+    ``random``. The ``paper`` network's ``lrn="caffe"`` is no sign: it is that network's default LRN.
+    ``.pt``, ``.keras`` and ``.weights.h5`` files carry no such record; name the choice for them."""
+    if choice not in PREPROCESSING:
+        raise ValueError(f"preprocessing must be one of {', '.join(PREPROCESSING)}; found {choice!r}")
+    if choice != "auto":
+        return choice
+    name = str(weights)
+    if name.endswith(CAFFE_FORMAT):
+        return "caffe"
+    if name.endswith(".safetensors"):
+        from safetensors import safe_open
+
+        try:
+            with safe_open(name, framework="numpy") as f:
+                return "caffe" if (f.metadata() or {}).get("preprocessing") == "caffe" else "torchvision"
+        except (OSError, ValueError, RuntimeError):
+            return "torchvision"  # the weights' own reader reports a bad file, with its path
+    return "torchvision"
 
 
 def _torch_shapes(record: Exchange) -> dict[str, tuple]:
@@ -160,6 +208,8 @@ def write(record: Exchange, path: str | os.PathLike, *, overwrite: bool = False,
     """Write ``record`` in the format ``path``'s suffix names, through the target framework's own
     model so that shapes are checked and framework-only state (BatchNorm counters) is complete."""
     fmt = format_of(path)
+    if fmt == CAFFE_FORMAT:
+        raise ValueError(f"{path}: Caffe models are read, not written; write one of {', '.join(FORMATS)}")
     if fmt == ".safetensors":
         check_torch_state(get_table(record.variant), record.state, _torch_shapes(record))
         return exchange.save(path, record, overwrite=overwrite, sidecar=sidecar)

@@ -135,10 +135,11 @@ class RunLogger(keras.callbacks.Callback):
 def compile_for_training(model, recipe: Recipe, lr: float | None = None, *,
                          probabilities: bool = False, metrics: bool = True,
                          jit_compile="auto", run_eagerly: bool = False):
-    """SGD with the recipe's momentum and (decoupled) weight decay, and cross-entropy
-    on logits; ``probabilities``: the model ends in a softmax (:func:`probability_loss`);
-    ``metrics``: top-1 and top-5 for ``fit``'s logs (TensorFlow's top-k refuses
-    float64); ``jit_compile``, ``run_eagerly``: ``model.compile``'s."""
+    """SGD with the recipe's momentum and (decoupled) weight decay, and
+    cross-entropy on logits; ``probabilities``: the model ends in a softmax
+    (:func:`probability_loss`); ``metrics``: top-1 and top-5 for ``fit``'s
+    logs (TensorFlow's top-k refuses float64); ``jit_compile``,
+    ``run_eagerly``: ``model.compile``'s."""
     model.compile(
         optimizer=keras.optimizers.SGD(
             learning_rate=recipe.lr if lr is None else lr,
@@ -155,8 +156,9 @@ def compile_for_training(model, recipe: Recipe, lr: float | None = None, *,
 
 
 def probability_loss(y_true, y_pred):
-    """``-log p[label]`` of each sample, on softmax probabilities: the PyTorch step's loss
-    (Keras's own probability loss clips and may recover the logits, another computation)."""
+    """``-log p[label]`` of each sample, on softmax probabilities: the PyTorch
+    step's loss (Keras's own probability loss clips and may recover the
+    logits, another computation)."""
     index = ops.cast(ops.reshape(y_true, (-1, 1)), "int32")
     return -ops.log(ops.take_along_axis(y_pred, index, axis=1))[:, 0]
 # --8<-- [end:compile]

@@ -81,18 +81,22 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
 
 # --8<-- [start:train-one-epoch]
 # --8<-- [start:train-step]
-def sgd(model, *, lr: float, momentum: float, weight_decay: float) -> DecoupledSGD:
-    """The optimizer of a training run: SGD with momentum and Keras's decoupled
-    weight decay (``alexnet_torch.optim``), over the trainable parameters."""
+def sgd(model, *, lr: float, momentum: float,
+        weight_decay: float) -> DecoupledSGD:
+    """The optimizer of a training run: SGD with momentum and Keras's
+    decoupled weight decay (``alexnet_torch.optim``), over the trainable
+    parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
-    return DecoupledSGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    return DecoupledSGD(params, lr=lr, momentum=momentum,
+                        weight_decay=weight_decay)
 
 
-def train_step(model, optimizer, images, targets, *, probabilities: bool = False):
-    """One optimizer step on one batch: forward, loss, zero_grad, backward, step.
-    Returns the batch's mean loss and the model's output (both detached). The loss
-    is cross-entropy on logits; ``probabilities``: the model ends in a softmax, the
-    loss is ``-mean(log p[label])``."""
+def train_step(model, optimizer, images, targets, *,
+               probabilities: bool = False):
+    """One optimizer step on one batch: forward, loss, zero_grad, backward,
+    step. Returns the batch's mean loss and the model's output (both
+    detached). The loss is cross-entropy on logits; ``probabilities``: the
+    model ends in a softmax, the loss is ``-mean(log p[label])``."""
     output = model(images)
     if probabilities:
         loss = -torch.log(output.gather(1, targets[:, None])).mean()
@@ -107,8 +111,9 @@ def train_step(model, optimizer, images, targets, *, probabilities: bool = False
 
 def train_one_epoch(model, optimizer, loader, *, probabilities: bool = False,
                     progress: bool = False, desc: str = "", reduce=None):
-    """One pass over ``loader``: mean loss and top-1 accuracy of the training batches
-    (``reduce``: sums the loss, hits and count over replicas, ``Replicas.sum``)."""
+    """One pass over ``loader``: mean loss and top-1 accuracy of the training
+    batches (``reduce``: sums the loss, hits and count over replicas,
+    ``Replicas.sum``)."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     # a replica's GPU under nccl; else the CPU, a no-op

@@ -105,13 +105,6 @@ def preprocess(source, frameworks, variant: str, preprocessing: str = "torchvisi
     return out
 
 
-def preprocessing_for(weights: str, choice: str = "auto") -> str:
-    """``parity.files.preprocessing_for``: the rule ``alexnet-eval`` follows too."""
-    from parity.files import preprocessing_for
-
-    return preprocessing_for(weights, choice)
-
-
 def _softmax(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, np.float64)
     z = np.exp(z - z.max(axis=-1, keepdims=True))
@@ -179,10 +172,13 @@ def main(argv: list[str] | None = None) -> int:
         frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
         check_variant(args.variant)
         import_frameworks(torch="torch" in frameworks, keras="keras" in frameworks)
+        from parity.files import preprocessing_for
+
+        preprocessing = preprocessing_for(args.weights, args.preprocessing)  # read once, not per image
         inputs, errors = {}, []
         for image in args.images:  # every image is checked before any model is loaded
             try:
-                inputs[image] = preprocess(image, frameworks, args.variant, preprocessing_for(args.weights, args.preprocessing))
+                inputs[image] = preprocess(image, frameworks, args.variant, preprocessing)
             except ValueError as err:
                 errors.append(str(err))
         if errors:

@@ -162,33 +162,38 @@ def caffe_image(source, mean=CAFFE_MEAN_BGR, *, resize: int = CAFFE_RESIZE) -> n
     """The image as Caffe's data layer saw it, before cropping: resized to 256x256 (not keeping
     the aspect ratio), BGR, 0..255, the mean subtracted (HWC float32). ``mean`` is 3 BGR values or a
     mean image (C, H, W) in BGR, e.g. ``alexnet_spec.caffe.read_blob('ilsvrc_2012_mean.binaryproto')``."""
-    bgr = resize_bilinear(np.asarray(open_rgb(source), np.float32), resize, resize)[..., ::-1]
     mean = np.asarray(mean, np.float32)
     if mean.ndim > 1:  # a mean image, (1, 3, H, W) or (3, H, W), BGR
         mean = mean.reshape(mean.shape[-3:]).transpose(1, 2, 0)
         if mean.shape[:2] != (resize, resize):
             mean = resize_bilinear(mean, resize, resize)
-    return (bgr - mean).astype(np.float32)
+    return caffe_normalize(_caffe_resize(source, resize), mean)
+
+
+def _caffe_resize(source, resize: int = CAFFE_RESIZE) -> np.ndarray:
+    return resize_bilinear(np.asarray(open_rgb(source), np.float32), resize, resize)
+
+
+def _caffe_center(image: np.ndarray, crop: int = CAFFE_CROP) -> np.ndarray:
+    """The center ``crop``, offset ``(256 - 227) // 2`` as Caffe's DataTransformer takes it."""
+    top, left = (image.shape[0] - crop) // 2, (image.shape[1] - crop) // 2
+    return np.ascontiguousarray(image[top:top + crop, left:left + crop])
 
 
 def caffe_input(source, mean=CAFFE_MEAN_BGR, *, crop: int = CAFFE_CROP) -> np.ndarray:
-    """Caffe's test-time input: :func:`caffe_image`, then the center ``crop`` (offset (256-227)//2,
-    as Caffe's DataTransformer), HWC float32."""
-    image = caffe_image(source, mean)
-    top, left = (image.shape[0] - crop) // 2, (image.shape[1] - crop) // 2
-    return np.ascontiguousarray(image[top:top + crop, left:left + crop])
+    """Caffe's test-time input: :func:`caffe_image`, then the center ``crop``, HWC float32."""
+    return _caffe_center(caffe_image(source, mean), crop)
 
 
 def caffe_crop_rgb(source, *, resize: int = CAFFE_RESIZE, crop: int = CAFFE_CROP) -> np.ndarray:
     """Resized to 256x256 and center-cropped like :func:`caffe_input`, but still 0..255 RGB (HWC
     float32): the Keras pipeline's first half, followed by ``preprocess_input(x, mode="caffe")``."""
-    image = resize_bilinear(np.asarray(open_rgb(source), np.float32), resize, resize)
-    top, left = (resize - crop) // 2, (resize - crop) // 2
-    return np.ascontiguousarray(image[top:top + crop, left:left + crop])
+    return _caffe_center(_caffe_resize(source, resize), crop)
 
 
 def caffe_normalize(x, mean=CAFFE_MEAN_BGR) -> np.ndarray:
-    """0..255 RGB (channels last) to Caffe's input: BGR with the per-channel mean subtracted."""
+    """0..255 RGB (channels last) to Caffe's input: BGR with the mean (BGR values, or a BGR HWC
+    mean image) subtracted."""
     x = np.asarray(x, dtype=np.float32)
     if x.shape[-1:] != (3,):
         raise ValueError(f"expected RGB values on the last axis (..., 3); found shape {x.shape}")

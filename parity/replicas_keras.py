@@ -35,7 +35,10 @@ from pathlib import Path
 import numpy as np
 
 CHILD_TIMEOUT_S = 600.0
-LEARNING_RATE, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 5e-4
+# the training-step check's SGD: one set of numbers for every proof
+from parity.steps import DEFAULT_LEARNING_RATE as LEARNING_RATE  # noqa: E402
+from parity.steps import DEFAULT_MOMENTUM as MOMENTUM  # noqa: E402
+from parity.steps import DEFAULT_WEIGHT_DECAY as WEIGHT_DECAY  # noqa: E402
 
 
 class EngineFailed(RuntimeError):

@@ -23,7 +23,10 @@ from pathlib import Path
 import numpy as np
 
 WORKER_TIMEOUT_S = 300  # a torchrun job of the check; killed with its process group beyond this
-LEARNING_RATE, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 5e-4  # parity.steps's defaults
+# the training-step check's SGD: one set of numbers for every proof
+from parity.steps import DEFAULT_LEARNING_RATE as LEARNING_RATE  # noqa: E402
+from parity.steps import DEFAULT_MOMENTUM as MOMENTUM  # noqa: E402
+from parity.steps import DEFAULT_WEIGHT_DECAY as WEIGHT_DECAY  # noqa: E402
 
 
 # --- the one-process reference and the shared pieces ------------------------------------------

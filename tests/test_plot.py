@@ -2,13 +2,11 @@
 
 import json
 
-import pytest
 
 from alexnet_cli import train
 
 
 def test_plot_draws_a_torch_run_and_a_keras_run_in_one_png(trained_run, tmp_path, capsys):
-    pytest.importorskip("matplotlib")
     from PIL import Image
 
     runs = [str(trained_run("torch")), str(trained_run("keras"))]

@@ -77,7 +77,8 @@ def test_train_is_solid_validation_dashed_one_colour_per_run_in_its_frameworks_f
 
     from alexnet_cli.plot import FAMILIES, figure_runs
 
-    folders = [_run(tmp_path / "lr-0.01", "torch"), _run(tmp_path / "lr-0.1", "torch"), _run(tmp_path / "keras", "keras")]
+    folders = [_run(tmp_path / "lr-0.01", "torch"), _run(tmp_path / "lr-0.1", "torch"),
+               _run(tmp_path / "keras", "keras")]
     fig = figure_runs(folders)
     ax_loss, ax_acc = fig.axes
     assert _legend(ax_loss) == ["torch cifar (lr-0.01)", "torch cifar (lr-0.1)", "keras cifar"]

@@ -13,7 +13,7 @@ MEASURED := $(wildcard alexnet_spec/*.py alexnet_training/*.py alexnet_torch/*.p
 # make demo's training runs: short (minutes on two cores); docs/training.md has the longer run
 DEMO_TRAIN ?= --epochs 2 --batch-size 32 --dropout 0
 
-.PHONY: demo test test-all bench install browser docs docs-serve clean
+.PHONY: demo test test-all bench bench-gpu install browser docs docs-serve clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,12 @@ docs-serve: $(GENERATED)/.pitfalls $(GENERATED)/.figures
 # docs/assets/benchmarks.{json,png}. BENCH_ARGS=--quick for a two-minute run.
 bench: $(STAMP)
 	$(PY) -m benchmarks.run --force $(BENCH_ARGS)
+
+# Training steps per second on this machine's GPU (benchmarks/gpu.py): paper and torchvision, batch 128
+# and 256, fp32 and bf16, both frameworks, torchvision's own AlexNet beside them. Keras needs a backend
+# that sees the GPU; docs/benchmarks.md "GPU" has the command for a lent GPU machine.
+bench-gpu: $(STAMP)
+	$(PY) -m benchmarks.gpu --out build/bench-gpu $(BENCH_GPU_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache site $(GENERATED)

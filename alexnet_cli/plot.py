@@ -4,50 +4,113 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 from alexnet_training import runs
 from alexnet_spec.files import atomic_write
 
 
-def plot_runs(run_dirs: list[str | os.PathLike], out: str | os.PathLike, *, title: str = "",
-              overwrite: bool = False) -> Path:
-    """Left: train (dashed) and validation (solid) loss; right: validation top-1 (solid) and
-    train top-1 (dashed); one colour per run, labelled with its framework and folder."""
+# One colour family per framework, so that both frameworks' runs from one start read as two groups.
+FAMILIES = {"torch": ("#1f5fa8", "#5b9bd5", "#0b2f5c", "#9cc3e6"),
+            "keras": ("#d9531e", "#f28e2b", "#8c2d04", "#fdbf6f"),
+            None: ("#4d4d4d", "#2ca02c", "#9467bd", "#8c564b")}
+TRAIN_STYLE, VAL_STYLE = "-", "--"
+
+
+def run_labels(run_dirs: list[str | os.PathLike]) -> list[tuple[str | None, str]]:
+    """``(framework, label)`` per run: its framework and variant from ``run.json``, and its folder's
+    name only where that says more (not ``torch`` in "torch cifar"), or tells two runs apart."""
+    described = []
+    for run_dir in run_dirs:
+        path = Path(run_dir).resolve()
+        try:
+            config = runs.read_config(run_dir)
+        except ValueError:  # metrics without run.json: the folder is all we know
+            described.append((None, "", path))
+            continue
+        described.append((config.framework, f"{config.framework} {config.variant}", path))
+    labels = []
+    for framework, label, path in described:
+        twins = [p for _, other, p in described if other == label and p != path]
+        name = _distinct_name(path, twins)
+        if twins or not label or not _says_nothing_new(name, label):
+            label = f"{label} ({name})" if label else name
+        labels.append((framework, label))
+    return labels
+
+
+def _says_nothing_new(name: str, label: str) -> bool:
+    """True for a folder named after what the label already says ("torch", "keras-cifar", "run")."""
+    words = set(re.split(r"[-_.\s/]+", name.lower())) - {""}
+    return words <= set(label.lower().split()) | {"run", "runs"}
+
+
+def _distinct_name(path: Path, others: list[Path]) -> str:
+    """The folder's name, with as many parent folders as it takes to differ from ``others``."""
+    for depth in range(1, len(path.parts) + 1):
+        name = "/".join(path.parts[-depth:])
+        if all("/".join(o.parts[-depth:]) != name for o in others):
+            return name
+    return str(path)
+
+
+def figure_runs(run_dirs: list[str | os.PathLike], *, title: str = ""):
+    """The curves of ``run_dirs`` as a matplotlib Figure. Left: loss; right: top-1. Each run one
+    colour (its framework's family), training solid, validation dashed; whole epochs on the axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; refusing to overwrite it. Pass --force or choose another --out.")
     loaded = []
     for run_dir in run_dirs:
         rows = runs.read_metrics(run_dir)  # refuses a folder that is not a run, before drawing
         if not rows:
             raise ValueError(f"{run_dir}/metrics.csv has no epochs yet; nothing to plot")
-        try:
-            config = runs.read_config(run_dir)
-            label = f"{config.framework} {config.variant} ({Path(run_dir).name})"
-        except ValueError:
-            label = Path(run_dir).name
-        loaded.append((label, rows))
+        loaded.append(rows)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for i, (label, rows) in enumerate(loaded):
-        color = f"C{i}"
+    used = {}
+    for (framework, label), rows in zip(run_labels(run_dirs), loaded):
+        family = FAMILIES.get(framework, FAMILIES[None])
+        color = family[used.get(framework, 0) % len(family)]
+        used[framework] = used.get(framework, 0) + 1
         epochs = [r["epoch"] for r in rows]
-        ax_loss.plot(epochs, [r["train_loss"] for r in rows], "--", color=color, label=f"{label} train")
-        ax_loss.plot(epochs, [r["val_loss"] for r in rows], "-o", color=color, markersize=3, label=f"{label} val")
-        ax_acc.plot(epochs, [100 * r["train_top1"] for r in rows], "--", color=color, label=f"{label} train")
-        ax_acc.plot(epochs, [100 * r["val_top1"] for r in rows], "-o", color=color, markersize=3, label=f"{label} val")
+        for ax, key, scale in ((ax_loss, "loss", 1), (ax_acc, "top1", 100)):
+            ax.plot(epochs, [scale * r[f"train_{key}"] for r in rows], TRAIN_STYLE, marker="o", markersize=3,
+                    color=color, label=label)
+            ax.plot(epochs, [scale * r[f"val_{key}"] for r in rows], VAL_STYLE, marker="o", markersize=3,
+                    color=color, label=f"_{label} validation")  # one legend entry per run, below
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", yscale="log")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.6 and 2 rather than 6x10^-1 and 2x10^0
+    low, high = ax_loss.get_ylim()
+    ax_loss.yaxis.set_major_formatter(plain)
+    ax_loss.yaxis.set_minor_formatter(plain if high < 10 * low else NullFormatter())  # within a decade
     ax_acc.set(xlabel="epoch", ylabel="top-1 accuracy (%)")
+    styles = [Line2D([], [], color="black", linestyle=TRAIN_STYLE, label="train"),
+              Line2D([], [], color="black", linestyle=VAL_STYLE, label="validation")]
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one epoch: one tick
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    ax_loss.legend(fontsize=7, title="run", title_fontsize=7)
+    ax_acc.legend(handles=styles, fontsize=7)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def plot_runs(run_dirs: list[str | os.PathLike], out: str | os.PathLike, *, title: str = "",
+              overwrite: bool = False) -> Path:
+    """:func:`figure_runs` as a PNG at ``out`` (written atomically, never over a file unless
+    ``overwrite``)."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists; refusing to overwrite it. Pass --force or choose another --out.")
+    fig = figure_runs(run_dirs, title=title)
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
@@ -113,4 +176,4 @@ def plot_kernels(weights: str | os.PathLike, out: str | os.PathLike, *, channels
 # --8<-- [end:kernels]
 
 
-__all__ = ["kernel_mosaic", "plot_kernels", "plot_runs"]
+__all__ = ["figure_runs", "kernel_mosaic", "plot_kernels", "plot_runs", "run_labels"]

@@ -146,3 +146,76 @@ def test_default_and_opt_in_paths_are_separate_paired_rows():
     assert all((r["batch"] == 2) == ("sgemm_share" in r) for r in rows)
     assert all(r["sgemm_share"] > 0 for r in rows if r["batch"] == 2)
     assert not module._forward_pre_hooks and all(type(m) is torch.nn.Linear for m in module.modules() if isinstance(m, torch.nn.Linear))
+
+
+# benchmarks/gpu.py on the CPU: the script itself, with tiny settings (no GPU here; no time asserted)
+GPU_SMOKE = ["--device", "cpu", "--variants", "torchvision", "--batches", "1", "--steps", "1", "--repeats", "1",
+             "--warmup", "0", "--matmul-size", "64"]
+
+
+def test_gpu_script_times_both_frameworks_both_precisions_and_the_baseline(tmp_path, capsys):
+    from benchmarks import gpu
+
+    assert gpu.main(["--out", str(tmp_path), *GPU_SMOKE]) == 0
+    results = json.loads((tmp_path / "gpu.json").read_text())
+    rows = results["rows"]
+    assert [(r["variant"], r["framework"], r["step"], r["precision"]) for r in rows] == [
+        ("torchvision.models.alexnet", "torch", "plain loop", "fp32"),
+        ("torchvision.models.alexnet", "torch", "plain loop", "bf16"),
+        ("torchvision", "torch", "train_step", "fp32"), ("torchvision", "torch", "train_step", "bf16"),
+        ("torchvision", "keras", "train_on_batch", "fp32"), ("torchvision", "keras", "train_on_batch", "bf16")]
+    step_tflop = 3 * spec_flops(get_spec("torchvision")) / 1e12
+    for r in rows:
+        assert r["status"] == "ok" and r["batch"] == 1 and r["reps"] == 1 and r["steps_per_s"] > 0
+        assert r["images_per_s"] == pytest.approx(r["steps_per_s"])
+        assert r["tflops"] == pytest.approx(r["images_per_s"] * step_tflop)
+    assert set(results["machine"]["matmul_tflops"]) == {"fp32", "bf16"} and results["machine"]["keras"]
+    markdown = (tmp_path / "gpu.md").read_text()
+    assert markdown.startswith("| variant |") and markdown.count("| ok |") == 6
+    printed = capsys.readouterr().out
+    assert "train_on_batch" in printed and "plain loop" in printed
+    # never overwritten without --force
+    before = markdown
+    assert gpu.main(["--out", str(tmp_path), *GPU_SMOKE]) == 2
+    assert "--force" in capsys.readouterr().err and (tmp_path / "gpu.md").read_text() == before
+
+
+def test_gpu_script_reports_a_framework_without_the_device_and_a_failing_step_as_rows(tmp_path, monkeypatch, capsys):
+    """A GPU run must keep its other rows: Keras on a backend with no GPU, or a step that runs out
+    of memory, is a row saying why, and the run goes on."""
+    from benchmarks import gpu
+
+    monkeypatch.setattr(gpu, "keras_target", lambda device: (None, "keras: jax sees no GPU"))
+
+    def out_of_memory(*args):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+
+    monkeypatch.setattr(gpu, "torch_step", out_of_memory)
+    argv = ["--out", str(tmp_path), *GPU_SMOKE, "--precisions", "fp32"]
+    assert gpu.main(argv) == 0
+    results = json.loads((tmp_path / "gpu.json").read_text())
+    rows = {r["framework"] + " " + r["step"]: r["status"] for r in results["rows"]}
+    assert rows == {"torch plain loop": "ok",
+                    "torch train_step": "error: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB",
+                    "keras train_on_batch": "keras: jax sees no GPU"}
+    assert "keras: jax sees no GPU" in capsys.readouterr().out
+
+
+def test_gpu_script_asks_for_a_gpu_that_is_not_there_in_one_line(tmp_path, monkeypatch, capsys):
+    from benchmarks import gpu
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu.main(["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--device cpu" in err and "sees none" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_keras_without_the_gpu_says_which_backend(monkeypatch):
+    import keras
+
+    from benchmarks import gpu
+
+    monkeypatch.setattr(gpu, "_backend_gpus", lambda backend: 0)
+    assert gpu.keras_target(torch.device("cuda")) == (None, f"keras: {keras.backend.backend()} sees no GPU")
+    assert gpu.keras_target(torch.device("cpu")) == ("cpu:0", None)

@@ -240,7 +240,8 @@ def cifar_batch(tmp_path, **fields):
 @pytest.mark.parametrize("labels", [
     [2 ** 70] * 20, [b"cat"] * 20, ["cat"] * 20, [0.5] * 20, None, [10] * 20, [-1] * 20, [True] * 20, [1] * 19,
     [[1]] * 20, np.full(20, 0.5), b"\x01" * 20,
-], ids=["2**70", "bytes", "str", "float", "missing", "10", "-1", "bool", "19-of-20", "nested", "float-array", "bytes-field"])
+], ids=["2**70", "bytes", "str", "float", "missing", "10", "-1", "bool", "19-of-20", "nested", "float-array",
+        "bytes-field"])
 def test_cifar_labels_are_integers_in_0_to_9_one_per_image(tmp_path, labels):
     """A cast took 0.5 as class 0 and failed on 2**70 or b'cat' with "This is a bug": each value's
     type is checked, and the refusal names the file and the field."""

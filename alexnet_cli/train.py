@@ -39,6 +39,8 @@ from alexnet_cli.console import (
 )
 
 FRAMEWORKS = ("torch", "keras")
+# set by a local multi-worker launcher in its workers' environment: the pid holding their run folder's lock
+LAUNCHER_ENV = "ALEXNET_TRAIN_LOCKED_BY"
 DEFAULT_TIMEOUT_S = 300  # alexnet_torch.distributed.DEFAULT_TIMEOUT_S, without importing torch for --help
 
 
@@ -149,11 +151,51 @@ def _replica_count() -> int:
 
 
 def _train_run(args, replicas, argv: list[str]):
-    """One process's training; ``replicas`` is this process's place in a torchrun job, or None."""
-    from alexnet_spec import get_spec
+    """One process's training; ``replicas`` is this process's place in a torchrun job, or None.
+
+    Whatever can refuse comes before anything is written: the settings, then the data (labels,
+    image sizes), then the run folder, checked under its lock (one writer per folder); ``run.json``
+    is written once the model is built and the run can start.
+    """
     from alexnet_training import runs
     from alexnet_training.augment import Pipeline
-    from alexnet_training.data import parse_data, subset
+
+    recipe, batch = _settings(args, replicas)
+    train_data, val_data = _read_data(args, batch)
+    train_pipe = Pipeline(train_data, recipe.augment, train=True, seed=args.seed, batch_size=batch)
+    val_pipe = Pipeline(val_data, recipe.augment, train=False, seed=args.seed, batch_size=batch)
+    data = args.data + (f" limit={args.limit}" if args.limit else "")
+    config = runs.RunConfig(framework=args.framework, variant=args.variant, recipe=recipe.name, data=data,
+                            epochs=args.epochs or recipe.epochs, batch_size=batch, seed=args.seed,
+                            num_classes=len(train_data.classes),
+                            options=runs.model_options(args.variant, recipe.init, args.dropout),
+                            lr=recipe.lr if args.lr is None else args.lr,
+                            precise_bn=recipe.precise_bn if args.precise_bn is None else args.precise_bn)
+    launcher = bool(args.distribute == "multi-worker" and args.devices and not os.environ.get("TF_CONFIG"))
+    if args.distribute:
+        import_frameworks(keras=True)  # neither TensorFlow nor JAX fixes its devices at import
+        from alexnet_keras.distributed import check_backend, prepare
+
+        if launcher:
+            check_backend(args.distribute)  # refuse before any worker starts
+        else:
+            prepare(args.distribute, args.devices)  # before Keras starts: device counts are fixed then
+    # the chief checks and writes the folder; a multi-worker job's other workers only read it to resume
+    chief = _chief(args.distribute)
+    with _writer_lock(args.out, launcher or (chief and (replicas is None or replicas.main))):
+        if launcher:
+            runs.prepare(args.out, config, resume=args.resume, force=args.force)
+            return _launch_workers(args, _worker_args(argv))
+        if chief:
+            stored = runs.prepare(args.out, config, resume=args.resume, force=args.force)
+        else:
+            stored = runs.read_config(args.out) if args.resume else None
+        return _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, stored)
+
+
+def _settings(args, replicas):
+    """The recipe and the global batch, once the settings that need no data agree."""
+    from alexnet_spec import get_spec
     from alexnet_training.recipes import RECIPES, get_recipe
 
     recipe = get_recipe(args.recipe or (args.variant if args.variant in RECIPES else "cifar"))
@@ -162,6 +204,23 @@ def _train_run(args, replicas, argv: list[str]):
         raise UsageError(f"recipe {recipe.name!r} crops {recipe.augment.crop}x{recipe.augment.crop} images; the "
                          f"{args.variant} network reads {spec.input_size}x{spec.input_size}. Use --recipe "
                          f"{args.variant if args.variant in RECIPES else 'cifar'} or another --variant.")
+    if args.sync_bn and args.framework != "torch":
+        raise UsageError("--sync-bn is for PyTorch replicas under torchrun; Keras synchronizes BatchNorm in its strategies")
+    if args.sync_bn and args.variant != "cifar":
+        raise UsageError(f"--sync-bn synchronizes BatchNorm, and only the cifar network has it (not {args.variant})")
+    batch = args.batch_size or recipe.batch_size
+    if replicas is not None:
+        replicas.per_replica(batch)
+    if args.devices and batch % args.devices:
+        raise UsageError(f"--batch-size {batch} is the global batch and must split evenly over {args.devices} "
+                         f"replicas; use a multiple of {args.devices}")
+    return recipe, batch
+
+
+def _read_data(args, batch: int):
+    """The (train, val) data, read and checked: its labels, its class count, enough for a batch."""
+    from alexnet_training.data import parse_data, subset
+
     train_data, val_data = parse_data(args.data)
     if args.limit:
         train_data, val_data = subset(train_data, args.limit), subset(val_data, args.limit)
@@ -170,42 +229,29 @@ def _train_run(args, replicas, argv: list[str]):
         raise ValueError(f"--num-classes {args.num_classes} does not match the data: {args.data} has {classes} "
                          f"classes ({', '.join(train_data.classes[:5])}{', ...' if classes > 5 else ''}). "
                          "Drop --num-classes or use data with that many classes.")
-    batch = args.batch_size or recipe.batch_size
     if len(train_data) < batch:
         raise ValueError(f"{args.data} has {len(train_data)} training images, fewer than one batch of {batch}; "
                          "use a smaller --batch-size")
-    data = args.data + (f" limit={args.limit}" if args.limit else "")
-    config = runs.RunConfig(framework=args.framework, variant=args.variant, recipe=recipe.name, data=data,
-                            epochs=args.epochs or recipe.epochs, batch_size=batch, seed=args.seed,
-                            num_classes=classes, options=runs.model_options(args.variant, recipe.init, args.dropout),
-                            lr=recipe.lr if args.lr is None else args.lr,
-                            precise_bn=recipe.precise_bn if args.precise_bn is None else args.precise_bn)
-    if args.sync_bn and args.framework != "torch":
-        raise UsageError("--sync-bn is for PyTorch replicas under torchrun; Keras synchronizes BatchNorm in its strategies")
-    if args.sync_bn and args.variant != "cifar":
-        raise UsageError(f"--sync-bn synchronizes BatchNorm, and only the cifar network has it (not {args.variant})")
-    if replicas is not None:
-        replicas.per_replica(batch)
-    if args.devices and batch % args.devices:
-        raise UsageError(f"--batch-size {batch} is the global batch and must split evenly over {args.devices} "
-                         f"replicas; use a multiple of {args.devices}")
-    if args.distribute:
-        import_frameworks(keras=True)  # neither TensorFlow nor JAX fixes its devices at import
-        from alexnet_keras.distributed import check_backend, prepare
+    return train_data, val_data
 
-        if args.distribute == "multi-worker" and args.devices and not os.environ.get("TF_CONFIG"):
-            check_backend(args.distribute)  # refuse before any worker starts
-            runs.prepare(args.out, config, resume=args.resume, force=args.force)
-            return _launch_workers(args, _worker_args(argv))
-        prepare(args.distribute, args.devices)  # before Keras starts: device counts are fixed then
-    # the chief checks and writes the folder; a multi-worker job's other workers only read it to resume
-    chief = _chief(args.distribute)
-    if chief:
-        stored = runs.prepare(args.out, config, resume=args.resume, force=args.force)
-    else:
-        stored = runs.read_config(args.out) if args.resume else None
-    train_pipe = Pipeline(train_data, recipe.augment, train=True, seed=args.seed, batch_size=batch)
-    val_pipe = Pipeline(val_data, recipe.augment, train=False, seed=args.seed, batch_size=batch)
+
+def _writer_lock(run_dir, writer: bool):
+    """The run folder's lock (``alexnet_training.lock``), held by the one process that writes it.
+
+    A local multi-worker launcher holds it for its workers, and names itself in their environment,
+    so its chief worker writes under the launcher's lock instead of waiting on it."""
+    if not writer or os.environ.get(LAUNCHER_ENV) == str(os.getppid()):
+        return contextlib.nullcontext()
+    from alexnet_training import lock
+
+    return lock.hold(run_dir)
+
+
+def _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, stored):
+    """Build the model, start the run (``run.json``) unless it is resumed, train, save the weights."""
+    from alexnet_training import runs
+
+    batch = config.batch_size
     import_frameworks(torch=args.framework == "torch", keras=args.framework == "keras")
     strategy = None  # Keras's engine, with --distribute
     if args.distribute:
@@ -300,7 +346,8 @@ def _launch_workers(args, worker_args):
 
     try:
         launch_local_workers([sys.executable, "-m", "alexnet_cli.train", *worker_args], args.devices,
-                             fault_timeout_s=args.fault_timeout, output=sys.stderr if args.json else None)
+                             fault_timeout_s=args.fault_timeout, output=sys.stderr if args.json else None,
+                             env={**os.environ, LAUNCHER_ENV: str(os.getpid())})
     except WorkerFailed as err:
         raise RuntimeError(f"multi-worker training stopped: {err}") from None
     config = runs.read_config(args.out)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from alexnet_training.data import check_sizes
 from alexnet_training.recipes import IMAGENET_EIGVAL, IMAGENET_EIGVEC, Augment
 
 _ORDER, _SAMPLE = 0x0DE5, 0x5A3F  # stream tags: the order and the samples never share a stream
@@ -32,6 +33,13 @@ class Pipeline:
     train: bool
     seed: int = 0
     batch_size: int = 32
+
+    def __post_init__(self):
+        """An image too small to crop is refused now, named, not when an epoch reaches it."""
+        a = self.augment
+        need = (f"the recipe's {'random' if self.train else 'center'} {a.crop}x{a.crop} crops"
+                + (f" (after a {a.pad}-pixel pad)" if self.train and a.pad else "") + ", with no resize first,")
+        check_sizes(self.data, min_side(a, self.train), need)
 
     def __len__(self) -> int:
         """Samples per epoch: training drops the last partial batch (BatchNorm cannot train on
@@ -101,6 +109,14 @@ class Pipeline:
         crops = [image[t:t + c, s:s + c] for t, s in corners]
         crops += [crop[:, ::-1] for crop in crops]
         return np.stack([_normalize(crop, a) for crop in crops])
+
+
+def min_side(a: Augment, train: bool) -> int:
+    """The shorter side an image needs for ``a`` to crop it: any (1) when it is resized first, or
+    in training a random resized crop; else the crop, less the zero padding of training crops."""
+    if a.resize is not None or (train and a.random_resized):
+        return 1
+    return a.crop - 2 * a.pad if train else a.crop
 
 
 def _resize(image: np.ndarray, a: Augment) -> np.ndarray:
@@ -183,4 +199,4 @@ def _normalize(x: np.ndarray, a: Augment, *, scaled: bool = False) -> np.ndarray
     return np.ascontiguousarray((x - mean) / std, dtype=np.float32)
 
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "min_side"]

@@ -73,6 +73,7 @@ class FolderData:
     classes: tuple[str, ...]
     name: str
     flip_ok: bool = True
+    sizes: tuple[tuple[int, int], ...] | None = None  # (width, height) of each file, from its header
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -126,15 +127,37 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(batch, dict):
         raise DataError(f"{path}: expected a dict with 'data' and 'labels'; found {type(batch).__name__}")
     batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
-    data, labels = batch.get("data"), batch.get("labels")
+    data = batch.get("data")
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DataError(f"{path}: expected 'data' as uint8 (N, 3072) (32x32x3, channel-planar); found {found}")
-    labels = np.asarray(labels, dtype=np.int64)
-    if labels.shape != (len(data),) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
-        raise DataError(f"{path}: expected {len(data)} labels in 0..9; found shape {labels.shape}, "
-                        f"range {labels.min(initial=0)}..{labels.max(initial=0)}")
-    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+        found = (f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else
+                 "no 'data' field" if data is None else type(data).__name__)
+        raise DataError(f"{path}: expected 'data' as uint8 (N, 3072) (32x32x3, channel-planar); found {found}. "
+                        "Use the cifar-10-batches-py files as published.")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), _cifar_labels(path, batch.get("labels"), len(data))
+
+
+def _cifar_labels(path: Path, labels, count: int) -> np.ndarray:
+    """A batch's 'labels': ``count`` integers in 0..9, as a list (the published form) or an integer
+    array. A cast would take 0.5 as class 0 and overflow on 2**70, so each value's type is checked."""
+    expected = f"{path}: expected 'labels' as {count} integers in 0..9, one per image"
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+        values = labels.tolist()
+    elif isinstance(labels, (list, tuple)):
+        values = labels
+        odd = next((v for v in values if type(v) is not int), None)
+        if odd is not None:
+            raise DataError(f"{expected}; found {type(odd).__name__} {odd!r:.40}. Use the cifar-10-batches-py "
+                            "files as published.")
+    else:
+        found = ("no 'labels' field" if labels is None else f"an array of {labels.dtype} {labels.shape}"
+                 if isinstance(labels, np.ndarray) else type(labels).__name__)
+        raise DataError(f"{expected}; found {found}. Use the cifar-10-batches-py files as published.")
+    if len(values) != count:
+        raise DataError(f"{expected}; found {len(values)} labels for {count} images")
+    low, high = min(values, default=0), max(values, default=0)
+    if low < 0 or high > 9:
+        raise DataError(f"{expected}; found values from {low} to {high}")
+    return np.asarray(values, dtype=np.int64)
 
 
 def read_cifar10(root: str | os.PathLike, train_batches: tuple[str, ...] = CIFAR10_TRAIN) -> tuple[ArrayData, ArrayData]:
@@ -225,22 +248,42 @@ def read_image_folder(root: str | os.PathLike, *, check_images: bool = True) -> 
                             "every class needs at least one.")
         files += found
         labels += [label] * len(found)
-    data = FolderData(tuple(files), np.asarray(labels, dtype=np.int64), classes, f"imagefolder:{root}")
-    if check_images:
-        check_folder_images(data)
-    return data
+    return FolderData(tuple(files), np.asarray(labels, dtype=np.int64), classes, f"imagefolder:{root}",
+                      sizes=image_sizes(files) if check_images else None)
 
 
-def check_folder_images(data: FolderData) -> None:
-    """Open every image's header (a corrupt file fails now, before anything is written)."""
-    from PIL import Image, UnidentifiedImageError
+def image_sizes(files) -> tuple[tuple[int, int], ...]:
+    """Each file's (width, height) from its header, no pixel decoded: a corrupt file, or one that
+    declares more than ``images.MAX_PIXELS`` pixels, fails now, named, before anything is written."""
+    from alexnet_training.images import ImageError, open_header
 
-    for path in data.files:
+    sizes = []
+    for path in files:
         try:
-            with Image.open(path) as image:
+            with open_header(path) as image:
+                sizes.append(image.size)
                 image.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        except ImageError as err:
+            raise DataError(str(err)) from err
+        except (OSError, SyntaxError, ValueError) as err:
             raise DataError(f"cannot read {path} as an image ({err}). Remove or replace it.") from err
+    return tuple(sizes)
+
+
+def check_sizes(data, min_side: int, need: str) -> None:
+    """Refuse ``data`` when an image's shorter side is below ``min_side``, naming the first such
+    file and its size: found when the data is read, not when an epoch reaches the image."""
+    if isinstance(data, ArrayData):
+        h, w = data.images.shape[1:3]
+        small = [(data.name, (w, h))] if len(data) and min(w, h) < min_side else []
+    else:
+        sizes = data.sizes if data.sizes is not None else image_sizes(data.files)
+        small = [(path, (w, h)) for path, (w, h) in zip(data.files, sizes) if min(w, h) < min_side]
+    if small:
+        name, (w, h) = small[0]
+        more = f" (and {len(small) - 1} more images)" if len(small) > 1 else ""
+        raise DataError(f"{name} is {w}x{h} pixels{more}; {need} need images of at least {min_side}x{min_side}. "
+                        "Replace it with a larger image, or remove it.")
 
 
 def read_imagefolders(root: str | os.PathLike) -> tuple[FolderData, FolderData]:
@@ -314,7 +357,9 @@ def subset(data, n: int, seed: int = SUBSET_SEED):
     name = f"{data.name}[{len(keep)} of {len(data)}, seed {seed}]"
     if isinstance(data, ArrayData):
         return dataclasses.replace(data, images=data.images[keep], labels=data.labels[keep], name=name)
-    return dataclasses.replace(data, files=tuple(data.files[i] for i in keep), labels=data.labels[keep], name=name)
+    sizes = None if data.sizes is None else tuple(data.sizes[i] for i in keep)
+    return dataclasses.replace(data, files=tuple(data.files[i] for i in keep), labels=data.labels[keep], name=name,
+                               sizes=sizes)
 
 
 def parse_data(spec: str):
@@ -330,6 +375,7 @@ def parse_data(spec: str):
 
 
 __all__ = [
-    "ArrayData", "CifarUnpickler", "DataError", "FolderData", "download_cifar10", "load_digits",
+    "ArrayData", "CifarUnpickler", "DataError", "FolderData", "check_sizes", "download_cifar10", "image_sizes",
+    "load_digits",
     "parse_data", "read_cifar10", "stratified_indices", "subset", "read_cifar_batch", "read_image_folder", "read_imagefolders",
 ]

@@ -13,6 +13,7 @@ the image is fully opaque; images with transparency and 16-bit / float images (`
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,13 @@ from alexnet_spec.imagenet import CROP_SIZE, MEAN, RESIZE_SIZE, STD
 
 CONVERTED_MODES = ("L", "1", "P", "CMYK", "YCbCr", "LAB", "HSV")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+# The most pixels an image may declare: PIL's own default warning limit (a quarter GiB decoded as
+# 24-bit RGB, about 9460x9460). AlexNet reads 224x224 or 32x32, so a larger file is a mistake or a
+# decompression bomb (a 420 KB PNG declaring 12000x12000 raised a run's peak memory from 1.49 to
+# 2.66 GB). Checked from the header before any pixel is decoded, and refused with the file named,
+# where PIL only warns (and raises only above twice the limit).
+MAX_PIXELS = 1024 ** 3 // 4 // 3  # 89,478,485
 
 
 class ImageError(ValueError):
@@ -44,20 +52,11 @@ def open_rgb(source, *, min_size: int | None = None):
             raise ImageError(f"{path} is a directory; expected an image file. Name the image inside it.")
         if not path.is_file():
             raise ImageError(f"no such image file: {path}")
+        image = open_header(path)
         try:
-            image = Image.open(path)
             image.load()  # decode now: a truncated file fails here, not later
-        except Image.DecompressionBombError as err:
-            raise ImageError(
-                f"{name} was refused: it declares more pixels than PIL opens safely ({err}). A photograph "
-                "for AlexNet needs far fewer; resize it first, or raise PIL.Image.MAX_IMAGE_PIXELS if you "
-                "trust the file."
-            ) from err
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            raise ImageError(
-                f"cannot read {name} as an image ({err}). Expected a JPEG, PNG or other format PIL "
-                "reads; the file may be truncated or not an image."
-            ) from err
+            raise _unreadable(name, err) from err
     mode = image.mode
     if mode == "P" and "transparency" in image.info:
         image, mode = image.convert("RGBA"), "RGBA"
@@ -86,6 +85,39 @@ def open_rgb(source, *, min_size: int | None = None):
             f"{name} is {w}x{h} pixels; the network needs at least {min_size}x{min_size}. Use a larger image."
         )
     return image
+
+
+def open_header(path) -> "Image.Image":
+    """PIL's lazy open of an image file: its header read, no pixel decoded, refused (with the file
+    named, and no PIL warning printed) when it declares more than :data:`MAX_PIXELS` pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # the size is checked below, and refused: no raw warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError as err:
+        raise ImageError(
+            f"{path} declares more pixels than PIL opens safely (over {2 * Image.MAX_IMAGE_PIXELS:,}); the "
+            f"limit here is {MAX_PIXELS:,} (alexnet_training.images.MAX_PIXELS). It may be a decompression "
+            "bomb; a photograph for AlexNet needs far fewer pixels: resize it first."
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise _unreadable(path, err) from err
+    w, h = image.size
+    if w * h > MAX_PIXELS:
+        image.close()
+        raise ImageError(
+            f"{path} declares {w}x{h} = {w * h:,} pixels, more than the limit of {MAX_PIXELS:,} "
+            "(alexnet_training.images.MAX_PIXELS). It may be a decompression bomb; a photograph for AlexNet "
+            "needs far fewer pixels: resize it first."
+        )
+    return image
+
+
+def _unreadable(name, err: BaseException) -> ImageError:
+    return ImageError(f"cannot read {name} as an image ({err}). Expected a JPEG, PNG or other format PIL "
+                      "reads; the file may be truncated or not an image.")
 
 
 def resize_shorter(image, size: int = RESIZE_SIZE):

@@ -3,6 +3,7 @@
 import io
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -221,3 +222,122 @@ def test_limit_on_arrays_keeps_images_with_their_labels():
     kept = small.images[:, 0, 0, 0].astype(int) * 256 + small.images[:, 0, 0, 1]
     np.testing.assert_array_equal(labels[kept], small.labels)
     assert list(kept) == sorted(kept) and len(set(kept.tolist())) == 50
+
+
+# --- data checked when it is read (issue 19) --------------------------------------------------------
+
+
+def cifar_batch(tmp_path, **fields):
+    """A test_batch of 20 images whose fields are ``fields`` (None: the field is left out)."""
+    folder = write_cifar(tmp_path)
+    batch = {b"data": np.zeros((20, 3072), np.uint8), b"labels": [1] * 20}
+    for key, value in fields.items():
+        batch.pop(key.encode()) if value is None else batch.__setitem__(key.encode(), value)
+    (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=4))
+    return folder
+
+
+@pytest.mark.parametrize("labels", [
+    [2 ** 70] * 20, [b"cat"] * 20, ["cat"] * 20, [0.5] * 20, None, [10] * 20, [-1] * 20, [True] * 20, [1] * 19,
+    [[1]] * 20, np.full(20, 0.5), b"\x01" * 20,
+], ids=["2**70", "bytes", "str", "float", "missing", "10", "-1", "bool", "19-of-20", "nested", "float-array",
+        "bytes-field"])
+def test_cifar_labels_are_integers_in_0_to_9_one_per_image(tmp_path, labels):
+    """A cast took 0.5 as class 0 and failed on 2**70 or b'cat' with "This is a bug": each value's
+    type is checked, and the refusal names the file and the field."""
+    folder = cifar_batch(tmp_path, labels=labels)
+    with pytest.raises(D.DataError, match=r"test_batch: expected 'labels' as 20 integers in 0\.\.9, one per image"):
+        D.read_cifar10(folder)
+
+
+def test_cifar_labels_as_published_or_as_an_integer_array_are_read(tmp_path):
+    folder = cifar_batch(tmp_path, labels=np.arange(20, dtype=np.uint8) % 10)
+    assert list(D.read_cifar10(folder)[1].labels) == [i % 10 for i in range(20)]
+
+
+def forged_png(path, width, height):
+    """A PNG whose header declares ``width`` x ``height`` and whose pixels are missing: a few dozen
+    bytes that PIL's lazy open sizes from the header alone, and that no decoder could read."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) +
+                     chunk(b"IEND", b""))
+    return path
+
+
+def image_folders(root, size=(40, 40), per_class=4):
+    """ROOT/{train,val}/{a,b}/N.png, plain grey images of ``size``."""
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for name in ("a", "b"):
+            (root / split / name).mkdir(parents=True)
+            for i in range(per_class):
+                Image.new("RGB", size, (90, 90, 90)).save(root / split / name / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("width, height", [(12000, 12000), (30000, 30000)])
+def test_an_image_declaring_too_many_pixels_is_refused_from_its_header(tmp_path, width, height):
+    """12000x12000 was accepted with two raw PIL warnings (2.66 GB to decode), 30000x30000 failed
+    with "This is a bug": both are refused when the folder is read, the file named, no warning."""
+    import warnings
+
+    from alexnet_training.images import MAX_PIXELS
+
+    root = image_folders(tmp_path)
+    bomb = forged_png(tmp_path / "val" / "b" / "bomb.png", width, height)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PIL's DecompressionBombWarning would fail the test
+        with pytest.raises(D.DataError, match=rf"{re.escape(str(bomb))} .*limit.* {MAX_PIXELS:,}") as refused:
+            D.read_imagefolders(root)
+    if width * height <= 2 * 89_478_485:  # below PIL's own error: the header's size is named
+        assert f"{width}x{height}" in str(refused.value)
+
+
+def test_the_pixel_limit_is_checked_before_any_pixel_is_decoded(tmp_path):
+    """``open_header`` admits exactly MAX_PIXELS and refuses one more (PIL warns above its limit,
+    which is the same number: no warning either side); ``open_rgb`` refuses before decoding."""
+    import warnings
+
+    from alexnet_training.images import MAX_PIXELS, ImageError, open_header, open_rgb
+
+    assert MAX_PIXELS == 5 * 17_895_697
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with open_header(forged_png(tmp_path / "at.png", 5, 17_895_697)) as image:
+            assert image.size == (5, 17_895_697)
+        over = forged_png(tmp_path / "over.png", 2, 44_739_243)  # 89,478,486 pixels
+        for opener in (open_header, open_rgb):
+            with pytest.raises(ImageError, match=r"over\.png declares 2x44739243 = 89,478,486 pixels"):
+                opener(over)
+
+
+@pytest.mark.parametrize("recipe, train, side, refused", [
+    (CIFAR, True, 23, True), (CIFAR, True, 24, False),  # zero-padded by 4, then a random 32x32 crop
+    (CIFAR, False, 31, True), (CIFAR, False, 32, False),  # the center 32x32, no padding
+    (PAPER, True, 8, False), (PAPER, False, 8, False),  # resized to 256 first
+    (TORCHVISION, True, 8, False), (TORCHVISION, False, 223, True),  # random resized crop; center 224
+])
+def test_a_pipeline_refuses_images_too_small_for_its_crops_naming_the_file(tmp_path, recipe, train, side, refused):
+    """An 8x8 image with the cifar recipe failed about 10 s into training, no file named, run.json
+    left behind: the sizes read from the headers are checked when the Pipeline is made."""
+    from PIL import Image
+
+    for name, size in (("a", (240, 240)), ("b", (side + 5, side))):
+        (tmp_path / name).mkdir()
+        Image.new("RGB", size, (90, 90, 90)).save(tmp_path / name / "x.png")
+    small = tmp_path / "b" / "x.png"
+    data = D.read_image_folder(tmp_path)
+    if refused:
+        with pytest.raises(D.DataError, match=rf"{small} is {side + 5}x{side} pixels; .* at least"):
+            Pipeline(data, recipe.augment, train=train)
+    else:
+        Pipeline(data, recipe.augment, train=train)
+    kept = D.subset(data, 1)  # the sizes travel with a subset
+    assert kept.sizes == tuple(data.sizes[data.files.index(f)] for f in kept.files)

@@ -38,7 +38,8 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 class Augment:
     """One sample's way from a stored image (uint8 HWC) to the network's float32 input.
 
-    ``resize``: shorter side to this many pixels first (None: keep); ``square``: then center-crop a
+    ``resize``: shorter side to this many pixels first (None: keep; with ``random_resized``, at test
+    time only, as torchvision's eval transform); ``square``: then center-crop a
     square of that side (the paper's 256x256 images); ``pad``: zero-pad each side (CIFAR-style
     random crops); ``crop``: the network's input side; ``scale``/``ratio``: with ``random_resized``,
     torchvision's RandomResizedCrop; ``flip``: horizontal reflection with probability 0.5;
@@ -130,7 +131,7 @@ TORCHVISION = Recipe(
     variant="torchvision",
     lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=256, epochs=90,
     schedule="step", step=30, gamma=0.1,
-    augment=Augment(crop=224, random_resized=True, flip=True),
+    augment=Augment(crop=224, resize=256, random_resized=True, flip=True),  # resize: eval only
     test_crops="center",
     source="pytorch/vision references/classification: README 'AlexNet and VGG' (--lr 1e-2, 8 GPUs) "
            "and train.py defaults (epochs 90, momentum 0.9, wd 1e-4, StepLR step 30 gamma 0.1, "

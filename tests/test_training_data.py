@@ -341,3 +341,20 @@ def test_a_pipeline_refuses_images_too_small_for_its_crops_naming_the_file(tmp_p
         Pipeline(data, recipe.augment, train=train)
     kept = D.subset(data, 1)  # the sizes travel with a subset
     assert kept.sizes == tuple(data.sizes[data.files.index(f)] for f in kept.files)
+
+
+def test_the_torchvision_recipe_evaluates_as_torchvisions_eval_transform():
+    """Resize the shorter side to 256, then the center 224: torchvision's ImageNet eval transform
+    (its references' ``ClassificationPresetEval``). Without the resize a 300x400 image would be
+    center-cropped raw, another picture."""
+    from PIL import Image
+    from torchvision import transforms
+
+    image = np.random.default_rng(3).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    data = D.ArrayData(image[None], np.zeros(1, np.int64), ("a",), "one image")
+    ours = Pipeline(data, TORCHVISION.augment, train=False).sample(0, 0)[0]
+    theirs = transforms.Compose([
+        transforms.Resize(256, interpolation=transforms.InterpolationMode.BILINEAR),
+        transforms.CenterCrop(224), transforms.ToTensor(),
+        transforms.Normalize(TORCHVISION.augment.mean, TORCHVISION.augment.std)])(Image.fromarray(image))
+    np.testing.assert_allclose(ours, theirs.numpy().transpose(1, 2, 0), atol=1e-5)

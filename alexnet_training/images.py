@@ -88,15 +88,43 @@ def open_rgb(source, *, min_size: int | None = None):
     return image
 
 
+def open_photo(source, resize: int | None = RESIZE_SIZE):
+    """:func:`open_rgb` for a photograph the pipeline resizes first (shorter side to ``resize``;
+    ``None``: to a fixed square, as Caffe's), so any size is taken, a 40x40 one too, except what
+    the resize cannot work with: no pixels, or a shape so elongated that the resized image would
+    exceed PIL's pixel limit (``Image.MAX_IMAGE_PIXELS``; a 1x2000 strip would be 256x512000)."""
+    from PIL import Image
+
+    image = open_rgb(source)
+    name = "the image" if isinstance(source, Image.Image) else str(source)
+    w, h = image.size
+    if w == 0 or h == 0:
+        raise ImageError(f"{name} is {w}x{h} pixels: it holds no pixels to resize. Pass a photograph.")
+    if resize is not None and Image.MAX_IMAGE_PIXELS:
+        new_w, new_h = resized_size(w, h, resize)
+        if new_w * new_h > Image.MAX_IMAGE_PIXELS:
+            raise ImageError(
+                f"{name} is {w}x{h} pixels: resizing its shorter side to {resize} would make it {new_w}x{new_h}, "
+                f"over PIL's limit of {Image.MAX_IMAGE_PIXELS} pixels (Image.MAX_IMAGE_PIXELS). Crop it to a less "
+                "elongated shape first."
+            )
+    return image
+
+
+def resized_size(w: int, h: int, size: int) -> tuple[int, int]:
+    """(width, height) after torchvision's ``F.resize(img, size)``: the shorter side ``size``, the
+    longer one scaled and truncated."""
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = size, int(size * long / short)
+    return (new_short, new_long) if w <= h else (new_long, new_short)
+
+
 def resize_shorter(image, size: int = RESIZE_SIZE):
     """torchvision's ``F.resize(img, size)`` on a PIL image: shorter side to ``size``, bilinear."""
     from PIL import Image
 
-    w, h = image.size
-    short, long = (w, h) if w <= h else (h, w)
-    new_short, new_long = size, int(size * long / short)
-    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
-    if (new_w, new_h) == (w, h):
+    new_w, new_h = resized_size(*image.size, size)
+    if (new_w, new_h) == image.size:
         return image
     return image.resize((new_w, new_h), Image.BILINEAR)
 
@@ -110,15 +138,10 @@ def center_crop(image, size: int = CROP_SIZE):
     return image.crop((left, top, left + size, top + size))
 
 
-def load_image(
-    source,
-    *,
-    resize_size: int = RESIZE_SIZE,
-    crop_size: int = CROP_SIZE,
-    min_size: int | None = None,
-) -> np.ndarray:
-    """The resized, center-cropped image as a float32 HWC array of 0..255 RGB values."""
-    image = center_crop(resize_shorter(open_rgb(source, min_size=min_size), resize_size), crop_size)
+def load_image(source, *, resize_size: int = RESIZE_SIZE, crop_size: int = CROP_SIZE) -> np.ndarray:
+    """The resized, center-cropped image as a float32 HWC array of 0..255 RGB values (any size
+    :func:`open_photo` takes: the resize comes first)."""
+    image = center_crop(resize_shorter(open_photo(source, resize_size), resize_size), crop_size)
     return np.asarray(image, dtype=np.float32)
 
 

@@ -141,10 +141,41 @@ def run(prog: str, body: Callable[[], tuple[int, object, str]], *, as_json: bool
     return code
 
 
+# The framework modules a command may find missing: what each is, and pyproject.toml's extra
+# that installs it (a Keras-only or torch-only install is a supported one, not a bug).
+FRAMEWORK_MODULES = {"torch": ("PyTorch", "torch"), "torchvision": ("torchvision", "torch"),
+                     "keras": ("Keras", "keras"), "tensorflow": ("TensorFlow", "keras"), "h5py": ("h5py", "keras")}
+
+
+def missing_framework(err: ModuleNotFoundError) -> str | None:
+    """What to install for a framework this install lacks; None for any other missing module."""
+    root = (err.name or "").partition(".")[0]
+    if root == "jax":
+        return ("JAX is not installed, and KERAS_BACKEND names it: pip install 'jax[cpu]', or set "
+                "KERAS_BACKEND=tensorflow")
+    if root not in FRAMEWORK_MODULES:
+        return None
+    what, extra = FRAMEWORK_MODULES[root]
+    return (f"{what} is not installed (no module named {root!r}), and this command needs it: "
+            f"pip install 'alexnet-parity[{extra}]'")
+
+
+def check_installed(*, torch: bool = False, keras: bool = False) -> None:
+    """Refuse, before anything is written, a command whose framework this install lacks: found
+    without importing it (Keras fixes its devices at import), reported as :func:`missing_framework`."""
+    import importlib.util
+
+    for module, wanted in (("torch", torch), ("torchvision", torch), ("keras", keras)):
+        if wanted and importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+
 def describe(err: BaseException) -> str:
     """One message for the user: ours as written, the system's with the path and what to do."""
     from alexnet_spec.messages import first_line
 
+    if isinstance(err, ModuleNotFoundError) and (message := missing_framework(err)):
+        return message
     if isinstance(err, (ValueError, TypeError, UsageError, FileNotFoundError, FileExistsError, IsADirectoryError)) or \
             getattr(err, "for_user", False):  # e.g. alexnet_torch.distributed.ReplicaLost
         return str(err).strip() or type(err).__name__
@@ -176,6 +207,15 @@ def _fail(prog: str, message: str, as_json: bool, code: int = EXIT_ERROR) -> int
     else:
         print(f"{prog}: error: {message}", file=sys.stderr)
     return code
+
+
+def warn_unverified(prog: str, *paths) -> None:
+    """One warning line on stderr for each weight file used that no ``.sha256`` sidecar vouched for."""
+    from alexnet_spec.checksum import unverified
+
+    for path in paths:
+        if message := unverified(path):
+            print(f"{prog}: warning: {message}", file=sys.stderr)
 
 
 def wants(argv: list[str] | None, flag: str) -> bool:

@@ -5,7 +5,13 @@
 Reads the validation split of ``--data`` (digits' test images, CIFAR-10's test batch, an image
 folder's ``val/``) through the recipe's test-time transform: the center crop, the paper's 10 crops
 (four corners and the center, and their reflections, softmax averaged), or both. A
-``.safetensors`` file names its variant, options and class count; other files need ``--variant``.
+``.safetensors`` file names its variant, options and class count, a ``.keras`` file its variant and
+options; other files need ``--variant``, and ``--option`` for build options they cannot hold
+(``alexnet-parity port`` names them when it writes such a file).
+
+Every format ``alexnet-parity port`` writes is read in both frameworks: a framework's own formats
+load directly, the other framework's are read and ported in memory (``parity.files``), which needs
+both frameworks installed.
 
 Caffe's weights (a ``.caffemodel``, or a ``.safetensors`` ported from one) read Caffe's input
 instead (``--preprocessing auto``, the default; ``caffe`` asks for it with any file): 256x256 with
@@ -21,7 +27,12 @@ from __future__ import annotations
 
 import sys
 
-from alexnet_cli.console import EXIT_OK, ArgumentParser, UsageError, import_frameworks, positive_int, run, wants
+from alexnet_cli.console import (EXIT_OK, ArgumentParser, UsageError, check_installed, import_frameworks, positive_int,
+                                 run, wants, warn_unverified)
+from parity.files import TORCH_FORMATS
+
+# The formats each framework reads itself; any other is read by parity.files and ported in memory.
+NATIVE_FORMATS = {"torch": TORCH_FORMATS + (".safetensors",), "keras": (".safetensors", ".keras", ".weights.h5")}
 
 
 def parser() -> ArgumentParser:
@@ -30,9 +41,13 @@ def parser() -> ArgumentParser:
 
     p = ArgumentParser(prog="alexnet-eval", description=__doc__.splitlines()[0])
     p.add_argument("--framework", required=True, choices=("torch", "keras"))
-    p.add_argument("--weights", required=True, metavar="FILE", help=".safetensors, .pt/.pth, .keras or .weights.h5")
+    p.add_argument("--weights", required=True, metavar="FILE",
+                   help=".safetensors, .pt/.pth, .keras, .weights.h5 (either framework's) or Caffe's .caffemodel")
     p.add_argument("--data", required=True, metavar="SOURCE", help="digits, cifar10:DIR or imagefolder:DIR")
-    p.add_argument("--variant", choices=VARIANTS, help="needed when the file does not say (all but .safetensors)")
+    p.add_argument("--variant", choices=VARIANTS, help="needed when the file does not say (all but .safetensors and .keras)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="a build option the file does not hold, e.g. logits=true for a cifar network trained here and "
+                        "ported to .pt or .weights.h5 (port names them); .safetensors and .keras files keep theirs")
     p.add_argument("--recipe", choices=tuple(RECIPES), help="test-time transform (default: the variant's recipe)")
     p.add_argument("--crops", choices=("center", "10crop", "both"), default="center")
     p.add_argument("--preprocessing", choices=("auto", "torchvision", "caffe"), default="auto",
@@ -51,25 +66,76 @@ def main(argv: list[str] | None = None) -> int:
                debug=wants(argv, "--debug"))
 
 
-def describe_weights(path: str, variant: str | None) -> tuple[str, dict, int | None]:
+def describe_weights(path: str, variant: str | None, given: dict | None = None) -> tuple[str, dict, int | None]:
     """(variant, build options, class count or None) of a weights file, read without a framework
-    where the file says (``.safetensors``)."""
-    from alexnet_spec import exchange
+    where the file says (``.safetensors``, ``.keras``); ``given`` (``--option``) over the file's."""
+    from alexnet_spec import exchange, get_spec
     from alexnet_spec.messages import require_file
     from alexnet_spec.port import num_classes_of_torch
     from alexnet_spec.tables import get_table
+    from parity.files import keras_archive_config
 
     require_file(path)
+    given, classes = dict(given or {}), None
     if str(path).endswith(".caffemodel"):  # bvlc_alexnet: read (and checked) when the model is built
         if variant not in (None, "paper"):
             raise UsageError(f"{path} is Caffe's bvlc_alexnet, the 'paper' network, not {variant!r}; leave out --variant")
-        return "paper", {"lrn": "caffe"}, 1000
-    if str(path).endswith(".safetensors"):
+        variant, options, classes = "paper", {"lrn": "caffe"}, 1000
+    elif str(path).endswith(".safetensors"):
         record = exchange.load(path, variant)
-        return record.variant, dict(record.options), num_classes_of_torch(get_table(record.variant), record.state)
-    if variant is None:
+        variant, options = record.variant, dict(record.options)
+        classes = num_classes_of_torch(get_table(record.variant), record.state)
+    elif str(path).endswith(".keras") and (found := keras_archive_config(path))[0]:
+        if variant not in (None, found[0]):
+            raise UsageError(f"{path} holds the {found[0]!r} AlexNet, not {variant!r}; leave out --variant")
+        variant, options = found
+    elif variant is None:
         raise UsageError(f"{path} does not name its variant; pass --variant (one of paper, cifar, torchvision)")
-    return variant, {}, None
+    else:
+        options = {}
+    allowed = get_spec(variant).portable_options
+    if unknown := sorted(set(given) - set(allowed)):
+        raise UsageError(f"--option {', '.join(unknown)}: the {variant!r} AlexNet takes only "
+                         f"{', '.join(allowed) or 'no options'}")
+    return variant, {**options, **given}, classes
+
+
+def frameworks_needed(framework: str, fmt: str) -> dict[str, bool]:
+    """The frameworks evaluating a ``fmt`` file in ``framework`` imports: that one for its own
+    formats; else torch too (parity.files reads every file in torch's layout, checked against a
+    torch model) and Keras for Keras's files."""
+    foreign = fmt not in NATIVE_FORMATS[framework]
+    return {"torch": framework == "torch" or foreign,
+            "keras": framework == "keras" or (foreign and fmt in NATIVE_FORMATS["keras"])}
+
+
+def load_model(framework: str, path: str, variant: str, num_classes: int, options: dict):
+    """``framework``'s model of ``variant`` with the weights of ``path``: the framework's own
+    formats load into it directly; the other framework's (and Caffe's) are read by parity.files
+    and ported in memory."""
+    from parity import files
+
+    if files.format_of(path) not in NATIVE_FORMATS[framework]:
+        record = files.read(path, variant, options)
+        if files.num_classes(record) != num_classes:
+            raise ValueError(_classes_error(path, files.num_classes(record), num_classes))
+        return files.torch_model(record) if framework == "torch" else files.keras_model(record)
+    if framework == "torch":
+        import alexnet_torch
+
+        return alexnet_torch.load_weights(alexnet_torch.build(variant, num_classes, **options), path)
+    import alexnet_keras
+    from alexnet_keras.weights import layer_weights, set_layer_weights
+
+    model = alexnet_keras.build(variant, num_classes, **options)
+    if path.endswith(".keras"):  # the archive's weights, into a model of the options asked for
+        return set_layer_weights(model, layer_weights(files.load_keras_model(path)))
+    return alexnet_keras.load_weights(model, path)
+
+
+def _classes_error(path: str, classes: int, data_classes: int, data: str = "the data") -> str:
+    return (f"{path} has {classes} classes; {data} has {data_classes}. Evaluate it on data with the classes it "
+            "was trained on.")
 
 
 def _eval(args):
@@ -77,13 +143,15 @@ def _eval(args):
     from alexnet_training.augment import Pipeline
     from alexnet_training.data import parse_data, subset
     from alexnet_training.recipes import CAFFE_TEST, RECIPES, get_recipe
-    from parity import files
-    from parity.files import preprocessing_for
+    from alexnet_cli.parity import parse_options
+    from parity.files import format_of, preprocessing_for
 
+    needs = frameworks_needed(args.framework, format_of(args.weights))
+    check_installed(**needs)
     if args.recipe and args.preprocessing == "caffe":
         raise UsageError(f"--recipe {args.recipe} names the recipe's test-time transform and --preprocessing caffe "
                          "Caffe's; pass one of them")
-    variant, options, classes = describe_weights(args.weights, args.variant)
+    variant, options, classes = describe_weights(args.weights, args.variant, parse_options(args.option))
     recipe = get_recipe(args.recipe or (variant if variant in RECIPES else "cifar"))
     # an explicit --recipe is the user's choice of transform; auto only decides when none is named
     preprocessing = "torchvision" if args.recipe else preprocessing_for(args.weights, args.preprocessing)
@@ -92,8 +160,7 @@ def _eval(args):
     if args.limit:
         val = subset(val, args.limit)
     if classes is not None and classes != len(val.classes):
-        raise ValueError(f"{args.weights} has {classes} classes; {args.data} has {len(val.classes)}. Evaluate it on "
-                         "data with the classes it was trained on.")
+        raise ValueError(_classes_error(args.weights, classes, len(val.classes), args.data))
     spec = get_spec(variant)
     if augment.crop != spec.input_size:
         source = "Caffe's preprocessing" if preprocessing == "caffe" else f"recipe {recipe.name!r}"
@@ -102,28 +169,16 @@ def _eval(args):
         raise UsageError(f"{source} crops {augment.crop}; {variant} reads {spec.input_size}{hint}")
     probabilities = spec.softmax and not options.get("logits", False)
     pipeline = Pipeline(val, augment, train=False, batch_size=args.batch_size)
-    import_frameworks(torch=args.framework == "torch", keras=args.framework == "keras")
-    num_classes = classes or len(val.classes)
-    caffe_file = args.weights.endswith(".caffemodel")
+    import_frameworks(**needs)
+    model = load_model(args.framework, args.weights, variant, classes or len(val.classes), options)
+    warn_unverified("alexnet-eval", args.weights)
     if args.framework == "torch":
-        import alexnet_torch
         from alexnet_torch import training
 
-        if caffe_file:
-            model = files.torch_model(files.read(args.weights)).eval()
-        else:
-            model = alexnet_torch.build(variant, num_classes, **options)
-            alexnet_torch.load_weights(model, args.weights)
         center = lambda: training.evaluate(model, training.data_loader(pipeline), probabilities=probabilities)  # noqa: E731
     else:
-        import alexnet_keras
         from alexnet_keras import training
 
-        if caffe_file:
-            model = files.keras_model(files.read(args.weights))
-        else:
-            model = alexnet_keras.build(variant, num_classes, **options)
-            alexnet_keras.load_weights(model, args.weights)
         center = lambda: training.evaluate(model, pipeline, probabilities=probabilities)  # noqa: E731
     result = {"ok": True, "framework": args.framework, "weights": args.weights, "variant": variant,
               "data": args.data, "images": len(val),

@@ -11,10 +11,11 @@ from __future__ import annotations
 import sys
 
 from alexnet_cli.console import (EXIT_DIFFER, EXIT_OK, ArgumentParser, UsageError, import_frameworks, positive_float,
-                                 positive_int, run, wants)
+                                 positive_int, run, wants, warn_unverified)
 
 
-def _options(pairs: list[str]) -> dict:
+def parse_options(pairs: list[str] | None) -> dict:
+    """``--option KEY=VALUE`` pairs as build options; true and false become booleans."""
     options = {}
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
@@ -55,7 +56,12 @@ def parser() -> ArgumentParser:
     check.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
     check.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
-    port = sub.add_parser("port", help="convert weights between .pt, .safetensors, .keras and .weights.h5")
+    port = sub.add_parser("port", help="convert weights between .pt, .safetensors, .keras and .weights.h5",
+                          description="Convert weights between .pt, .safetensors, .keras and .weights.h5. "
+                                      "A .safetensors or .keras file keeps the build options weights cannot tell "
+                                      "(the paper network's lrn, the cifar network's logits); a .pt or .weights.h5 "
+                                      "holds weights only: port then names the options it leaves behind, to be "
+                                      "given back with --option when the file is read (alexnet-eval, check, port).")
     port.add_argument("files", nargs="+", metavar="FILE", help="SOURCE TARGET, or only TARGET with --weights")
     port.add_argument("--weights", metavar="NAME",
                       help="convert published weights instead of a file, e.g. IMAGENET1K_V1 (torchvision downloads them)")
@@ -118,7 +124,7 @@ def _check(args):
     from parity.check import check_files, check_variant
     from parity.compare import DEFAULT_RTOL
 
-    options = _options(args.option)
+    options = parse_options(args.option)
     rtol = DEFAULT_RTOL if args.rtol is None else args.rtol
     if args.replicas:
         return _replicas(args)
@@ -129,6 +135,7 @@ def _check(args):
             raise UsageError("check with files needs both --torch FILE and --keras FILE")
         reports = [check_files(args.torch, args.keras, variant=args.variant, seed=args.seed, batch=args.batch or 2,
                                rtol=rtol, size=args.size, options=options)]
+        warn_unverified("alexnet-parity", args.torch, args.keras)
     else:
         if not (args.variant or args.all):
             raise UsageError("give --variant NAME, --all, or --torch FILE --keras FILE")
@@ -189,6 +196,7 @@ def _port(args):
             raise UsageError("--sha1 checks a SOURCE file; with --weights torchvision checks the download itself")
         source, (target,) = args.weights, args.files
         record = published_weights(args.weights, args.variant)
+        verified = True  # torchvision checks the download's hash
     else:
         if len(args.files) != 2:
             raise UsageError(f"port takes SOURCE TARGET (or --weights NAME TARGET); found {len(args.files)} files")
@@ -198,18 +206,34 @@ def _port(args):
             from alexnet_spec.messages import require_file
 
             check_sha1(require_file(source), args.sha1)
-        check_published_file(source)
-        record = files.read(source, args.variant, _options(args.option))
+        verified = check_published_file(source) or bool(args.sha1)
+        record = files.read(source, args.variant, parse_options(args.option))
     path = files.write(record, target, overwrite=args.force, sidecar=True)
+    if not verified:
+        warn_unverified("alexnet-parity", source)
     summary = {"ok": True, "source": source, "target": str(path), "variant": record.variant,
                "options": record.options, "tensors": len(record.state)}
-    return EXIT_OK, summary, f"wrote {path} ({record.variant}, {len(record.state)} tensors)"
+    text = f"wrote {path} ({record.variant}, {len(record.state)} tensors)"
+    if lost := files.options_not_kept(record, path):
+        summary["options_not_kept"] = lost
+        summary["note"] = _lost_options_note(files.format_of(path), lost)
+        text += f"\nnote: {summary['note']}"
+    return EXIT_OK, summary, text
+
+
+def _lost_options_note(fmt: str, lost: dict) -> str:
+    """How to give back the build options a .pt or .weights.h5 target cannot hold."""
+    pairs = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in lost.items()]
+    flags = " ".join(f"--option {pair}" for pair in pairs)
+    return (f"a {fmt} file holds weights only, not the build options ({', '.join(pairs)}); give them back when "
+            f"you read it: alexnet-eval ... {flags} (or alexnet-parity check/port ... {flags}), or port to "
+            ".safetensors or .keras, which keep them")
 
 
 def _export(args):
     from parity import onnx_export
 
-    model = onnx_export.source_model(args.model, variant=args.variant, options=_options(args.option), seed=args.seed)
+    model = onnx_export.source_model(args.model, variant=args.variant, options=parse_options(args.option), seed=args.seed)
     x = onnx_export.example_batch(model, batch=args.batch, seed=args.seed + 1)
     rtol = onnx_export.DEFAULT_RTOL if args.rtol is None else args.rtol
     row = onnx_export.export_and_verify(model, args.target, x, exporter=args.exporter, rtol=rtol, overwrite=args.force)

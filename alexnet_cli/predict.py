@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from alexnet_cli.console import EXIT_DIFFER, EXIT_OK, ArgumentParser, import_frameworks, positive_int, run, wants
+from alexnet_cli.console import (EXIT_DIFFER, EXIT_OK, ArgumentParser, check_installed, import_frameworks,
+                                 positive_int, run, wants, warn_unverified)
 
 FRAMEWORKS = ("torch", "keras")
 RANDOM_LABEL = "SEEDED RANDOM WEIGHTS (seed {seed}): not a trained network, the class names are meaningless"
@@ -171,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
         check_variant(args.variant)
+        # random weights are made in torch, and a weight file is read through parity.files (torch's layout)
+        check_installed(torch="torch" in frameworks or args.weights != "imagenet", keras="keras" in frameworks)
         import_frameworks(torch="torch" in frameworks, keras="keras" in frameworks)
         from parity.files import preprocessing_for
 
@@ -184,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         if errors:
             raise ValueError("\n".join(errors))
         models = load_models(frameworks, args.variant, args.weights, args.seed)
+        if args.weights not in ("imagenet", "random"):
+            warn_unverified("alexnet-predict", args.weights)
         results = {image: classify(models, x, args.top) for image, x in inputs.items()}
         agree = all(r.get("agree", True) for r in results.values())
         payload = {"ok": agree, "variant": models.variant, "weights": models.label, "results": results}

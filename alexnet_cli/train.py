@@ -29,6 +29,7 @@ from alexnet_cli.console import (
     EXIT_OK,
     ArgumentParser,
     UsageError,
+    check_installed,
     import_frameworks,
     non_negative_int,
     positive_float,
@@ -127,6 +128,7 @@ def _replica_rank() -> int:
 
 
 def _train(args, argv: list[str]):
+    check_installed(torch=args.framework == "torch", keras=args.framework == "keras")
     _check_distribute(args)
     if args.framework == "torch" and _replica_count() > 1:
         import_frameworks(torch=True)

@@ -52,19 +52,15 @@ def load_image(source, variant: str = "torchvision", preprocessing: str = "torch
     follow with ``preprocess_input(x, mode="caffe")``.
 
     Follow with :func:`preprocess_input`. Mode handling (grayscale, RGBA, CMYK ...) and the
-    minimum size are those of ``alexnet_training.images.open_rgb``.
+    sizes refused are those of ``alexnet_training.images.open_photo``: the resize comes first, so a
+    photograph smaller than the network's input is taken.
     """
     spec = get_spec(variant)
     if preprocessing == "caffe":
-        return _images.caffe_crop_rgb(_images.open_rgb(source, min_size=spec.min_input_size))
+        return _images.caffe_crop_rgb(_images.open_photo(source, None))
     if preprocessing != "torchvision":
         raise ValueError(f"preprocessing must be 'torchvision' or 'caffe'; found {preprocessing!r}")
-    return _images.load_image(
-        source,
-        resize_size=_imagenet.resize_size_for(spec.input_size),
-        crop_size=spec.input_size,
-        min_size=spec.min_input_size,
-    )
+    return _images.load_image(source, resize_size=_imagenet.resize_size_for(spec.input_size), crop_size=spec.input_size)
 
 
 def decode_predictions(preds, top: int = 5) -> list[list[tuple[int, str, float]]]:

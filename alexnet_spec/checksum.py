@@ -39,6 +39,17 @@ def require_sidecar(path: str | os.PathLike) -> None:
         )
 
 
+def unverified(path: str | os.PathLike) -> str | None:
+    """The warning a command prints after using ``path`` when no sidecar vouches for it (a
+    truncated or altered file would then go unnoticed); None when one does (:func:`verify` checks it)."""
+    path, side = Path(path), sidecar(path)
+    if side.is_file():
+        return None
+    return (f"nothing verified {path}: it has no {side.name} beside it, so a truncated or altered file would go "
+            f"unnoticed. `alexnet-parity port` writes one with every file; for a file you trust, write it with "
+            f"`sha256sum {path.name} > {side.name}` in its folder.")
+
+
 def verify(path: str | os.PathLike, *, required: bool = False) -> str | None:
     """Check ``path`` against its sidecar; the digest when checked, None when there is none."""
     path, side = Path(path), sidecar(path)

@@ -1,7 +1,7 @@
 """ImageNet preprocessing and decoding for PyTorch: torchvision's own transforms.
 
 ``transforms()`` is the weights enum's (resize 256 bilinear antialiased, center crop 224,
-ImageNet mean/std); images are opened by ``alexnet_training.images.open_rgb``, the same mode and size
+ImageNet mean/std); images are opened by ``alexnet_training.images.open_photo``, the same mode and size
 decisions the Keras pipeline makes.
 """
 
@@ -13,7 +13,7 @@ from torchvision.transforms._presets import ImageClassification
 
 from alexnet_spec import get_spec
 from alexnet_spec import imagenet as _imagenet
-from alexnet_training.images import open_rgb
+from alexnet_training.images import open_photo
 
 
 # --8<-- [start:transforms]
@@ -38,11 +38,12 @@ def load_image(source, variant: str = "torchvision", preprocessing: str = "torch
     if preprocessing == "caffe":
         from alexnet_training.images import CAFFE_MEAN_BGR, caffe_input
 
-        image = open_rgb(source, min_size=get_spec(variant).min_input_size)
+        image = open_photo(source, None)
         return torch.from_numpy(caffe_input(image, CAFFE_MEAN_BGR if mean is None else mean).transpose(2, 0, 1).copy())
     if preprocessing != "torchvision":
         raise ValueError(f"preprocessing must be 'torchvision' or 'caffe'; found {preprocessing!r}")
-    return transforms(variant)(open_rgb(source, min_size=get_spec(variant).min_input_size))
+    # the transforms resize first, so any photograph open_photo takes becomes the network's input size
+    return transforms(variant)(open_photo(source, _imagenet.resize_size_for(get_spec(variant).input_size)))
 
 
 def decode_predictions(preds, top: int = 5) -> list[list[tuple[int, str, float]]]:

@@ -35,11 +35,8 @@ class ImageError(ValueError):
     """An image that cannot be fed to the network; the message says why and what to do."""
 
 
-def open_rgb(source, *, min_size: int | None = None):
-    """A PIL RGB image from a path or a PIL image, after the mode decisions above.
-
-    ``min_size`` refuses images whose shorter side is smaller (the network's minimum input).
-    """
+def open_rgb(source):
+    """A PIL RGB image from a path or a PIL image, after the mode decisions above."""
     from PIL import Image, UnidentifiedImageError
 
     name = "image"
@@ -79,11 +76,6 @@ def open_rgb(source, *, min_size: int | None = None):
             "unambiguous 8-bit RGB conversion. Convert it to 8-bit RGB yourself (e.g. scale to 0..255 "
             "and save as PNG) and pass that."
         )
-    w, h = image.size
-    if min_size is not None and min(w, h) < min_size:
-        raise ImageError(
-            f"{name} is {w}x{h} pixels; the network needs at least {min_size}x{min_size}. Use a larger image."
-        )
     return image
 
 
@@ -120,15 +112,43 @@ def _unreadable(name, err: BaseException) -> ImageError:
                       "reads; the file may be truncated or not an image.")
 
 
+def open_photo(source, resize: int | None = RESIZE_SIZE):
+    """:func:`open_rgb` for a photograph the pipeline resizes first (shorter side to ``resize``;
+    ``None``: to a fixed square, as Caffe's), so any size is taken, a 40x40 one too, except what
+    the resize cannot work with: no pixels, or a shape so elongated that the resized image would
+    exceed :data:`MAX_PIXELS` (a 1x2000 strip would be 256x512000)."""
+    from PIL import Image
+
+    image = open_rgb(source)
+    name = "the image" if isinstance(source, Image.Image) else str(source)
+    w, h = image.size
+    if w == 0 or h == 0:
+        raise ImageError(f"{name} is {w}x{h} pixels: it holds no pixels to resize. Pass a photograph.")
+    if resize is not None:
+        new_w, new_h = resized_size(w, h, resize)
+        if new_w * new_h > MAX_PIXELS:
+            raise ImageError(
+                f"{name} is {w}x{h} pixels: resizing its shorter side to {resize} would make it {new_w}x{new_h}, "
+                f"over the limit of {MAX_PIXELS:,} pixels (alexnet_training.images.MAX_PIXELS). Crop it to a less "
+                "elongated shape first."
+            )
+    return image
+
+
+def resized_size(w: int, h: int, size: int) -> tuple[int, int]:
+    """(width, height) after torchvision's ``F.resize(img, size)``: the shorter side ``size``, the
+    longer one scaled and truncated."""
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = size, int(size * long / short)
+    return (new_short, new_long) if w <= h else (new_long, new_short)
+
+
 def resize_shorter(image, size: int = RESIZE_SIZE):
     """torchvision's ``F.resize(img, size)`` on a PIL image: shorter side to ``size``, bilinear."""
     from PIL import Image
 
-    w, h = image.size
-    short, long = (w, h) if w <= h else (h, w)
-    new_short, new_long = size, int(size * long / short)
-    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
-    if (new_w, new_h) == (w, h):
+    new_w, new_h = resized_size(*image.size, size)
+    if (new_w, new_h) == image.size:
         return image
     return image.resize((new_w, new_h), Image.BILINEAR)
 
@@ -142,15 +162,10 @@ def center_crop(image, size: int = CROP_SIZE):
     return image.crop((left, top, left + size, top + size))
 
 
-def load_image(
-    source,
-    *,
-    resize_size: int = RESIZE_SIZE,
-    crop_size: int = CROP_SIZE,
-    min_size: int | None = None,
-) -> np.ndarray:
-    """The resized, center-cropped image as a float32 HWC array of 0..255 RGB values."""
-    image = center_crop(resize_shorter(open_rgb(source, min_size=min_size), resize_size), crop_size)
+def load_image(source, *, resize_size: int = RESIZE_SIZE, crop_size: int = CROP_SIZE) -> np.ndarray:
+    """The resized, center-cropped image as a float32 HWC array of 0..255 RGB values (any size
+    :func:`open_photo` takes: the resize comes first)."""
+    image = center_crop(resize_shorter(open_photo(source, resize_size), resize_size), crop_size)
     return np.asarray(image, dtype=np.float32)
 
 

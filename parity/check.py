@@ -125,9 +125,10 @@ def published_weights(name: str, variant: str | None):
     return Exchange(state, weights.variant, dict(module.options))
 
 
-def check_published_file(path) -> None:
+def check_published_file(path) -> bool:
     """A file named like a published checkpoint (alexnet-owt-7be5be79.pth) must carry the hash
-    prefix in its name, as torchvision checks on download: a manual download is checked too."""
+    prefix in its name, as torchvision checks on download: a manual download is checked too.
+    True when ``path`` was such a file (and so verified)."""
     from alexnet_spec import checksum
     from alexnet_spec.imagenet import PRETRAINED
 
@@ -140,3 +141,5 @@ def check_published_file(path) -> None:
                     f"not {weights.sha256_prefix}...: it is truncated or another file. Download it again "
                     f"from {weights.url}, or use --weights {weights.name}."
                 )
+            return True
+    return False

@@ -7,9 +7,11 @@ writing is atomic and never overwrites without ``overwrite=True``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,10 @@ from alexnet_spec.variants import check_options
 # needs no torch import; tests/test_files_and_cli.py keeps the two equal.
 TORCH_FORMATS = (".pt", ".pth", ".bin")
 FORMATS = TORCH_FORMATS + (".safetensors", ".keras", ".weights.h5")
+# The formats that keep the build options weights cannot tell (the paper network's lrn, the cifar
+# network's logits): the safetensors metadata and the .keras model config. A .pt state_dict and a
+# .weights.h5 hold weights only; port names what they lose (options_not_kept).
+OPTION_FORMATS = (".safetensors", ".keras")
 CAFFE_FORMAT = ".caffemodel"  # read only: Caffe's bvlc_alexnet, ported to the paper network
 
 
@@ -51,6 +57,24 @@ def load_keras_model(path: str | os.PathLike):
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for foreign, hostile or broken archives
         raise ValueError(f"{path} could not be loaded safely as a Keras model: {first_line(err)}") from err
+
+
+def keras_archive_config(path: str | os.PathLike) -> tuple[str | None, dict]:
+    """(variant, build options) a ``.keras`` archive of ours names in its ``config.json``, read as
+    JSON without Keras (nothing is deserialized); (None, {}) for a Keras model of another kind."""
+    path = require_file(path, "model file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json")).get("config")
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError, AttributeError) as err:
+        raise ValueError(f"{path} is not a readable .keras archive ({first_line(err)}); it may be truncated or "
+                         "of another format") from err
+    if not isinstance(config, dict) or not isinstance(config.get("variant"), str):
+        return None, {}
+    options = config.get("options") or {}
+    if not isinstance(options, dict):
+        raise ValueError(f"{path}: its model config's options must be a JSON object; found {options!r}")
+    return config["variant"], check_options(config["variant"], options)
 
 
 def read(path: str | os.PathLike, variant: str | None = None, options: dict | None = None) -> Exchange:
@@ -127,18 +151,33 @@ def preprocessing_for(weights: str | os.PathLike, choice: str = "auto") -> str:
     return "torchvision"
 
 
-def _torch_shapes(record: Exchange) -> dict[str, tuple]:
-    """The shapes a model of the record's variant has, built on the meta device (no memory)."""
+def _meta_module(variant: str, options: dict, state: dict | None = None):
+    """A torch model of ``variant`` (of the class count ``state`` holds), built on the meta device
+    (no memory): its shapes, and its options as the builder normalizes them."""
     import torch
 
     import alexnet_torch
 
-    table = get_table(record.variant)
-    bias = table.output.torch_keys()[1]
-    extra = {"num_classes": int(np.shape(record.state[bias])[0])} if bias in record.state else {}
+    bias = get_table(variant).output.torch_keys()[1]
+    extra = {"num_classes": int(np.shape(state[bias])[0])} if state and bias in state else {}
     with torch.device("meta"):
-        module = alexnet_torch.build(record.variant, **extra, **record.options)
+        return alexnet_torch.build(variant, **extra, **options)
+
+
+def _torch_shapes(record: Exchange) -> dict[str, tuple]:
+    """The shapes a model of the record's variant has."""
+    module = _meta_module(record.variant, record.options, record.state)
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def options_not_kept(record: Exchange, path: str | os.PathLike) -> dict:
+    """The build options of ``record`` a file at ``path`` loses: none for the OPTION_FORMATS; for
+    the others, those a reader's default build would not give back (e.g. ``logits=True``)."""
+    if format_of(path) in OPTION_FORMATS:
+        return {}
+    built = _meta_module(record.variant, record.options).options
+    default = _meta_module(record.variant, {}).options
+    return {k: v for k, v in built.items() if default.get(k) != v}
 
 
 def _read_weights_h5(path: Path, variant: str | None, options: dict) -> Exchange:

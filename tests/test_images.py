@@ -1,5 +1,5 @@
-"""Opening images for both pipelines: modes converted or refused, unreadable files, small images,
-and the predict CLI's errors (no model is loaded when an image is bad)."""
+"""Opening images for both pipelines: modes converted or refused, unreadable files, small images
+resized, and the predict CLI's errors (no model is loaded when an image is bad)."""
 
 import numpy as np
 import pytest
@@ -69,17 +69,10 @@ def test_unreadable_files(tmp_path):
         open_rgb(cut)
 
 
-def test_small_images_refused_by_both_pipelines(tmp_path):
-    path = _save(tmp_path, "small.png", _rgb((62, 200)))
-    for load in (alexnet_torch.load_image, alexnet_keras.load_image):
-        with pytest.raises(ImageError, match="62x200 pixels; the network needs at least 63x63"):
-            load(path)
-    assert alexnet_keras.load_image(_save(tmp_path, "ok.png", _rgb((63, 200)))).shape == (224, 224, 3)
-
-
 def test_both_pipelines_crop_the_same_pixels(tmp_path):
-    """Odd sizes exercise torchvision's rounding of the resized size and the crop offset."""
-    for size in ((301, 257), (257, 301), (999, 300), (256, 256)):
+    """Odd sizes exercise torchvision's rounding of the resized size and the crop offset; images
+    smaller than the network's input are resized up first, as torchvision's transforms do."""
+    for size in ((301, 257), (257, 301), (999, 300), (256, 256), (40, 40), (62, 200)):
         image = _rgb(size)
         a = alexnet_torch.load_image(image).numpy().transpose(1, 2, 0)
         b = alexnet_keras.preprocess_input(alexnet_keras.load_image(image))
@@ -93,11 +86,11 @@ def test_predict_cli_reports_every_bad_image(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(predict, "load_models", no_models)
     text = tmp_path / "notes.jpg"
     text.write_text("text")
-    small = _save(tmp_path, "small.png", _rgb((40, 40)))
-    argv = [str(text), str(small), str(tmp_path / "missing.png"), "--weights", "random"]
+    strip = _save(tmp_path, "strip.png", _rgb((1, 2000)))  # 256x512000 once resized
+    argv = [str(text), str(strip), str(tmp_path / "missing.png"), "--weights", "random"]
     assert predict.main(argv) == EXIT_ERROR
     err = capsys.readouterr().err
-    assert "cannot read" in err and "at least 63x63" in err and "no such image file" in err
+    assert "cannot read" in err and "resizing its shorter side to 256" in err and "no such image file" in err
 
 
 def test_predict_cli_without_imagenet_weights_says_what_to_do(tmp_path, capsys, monkeypatch):

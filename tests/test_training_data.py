@@ -322,7 +322,7 @@ def test_the_pixel_limit_is_checked_before_any_pixel_is_decoded(tmp_path):
     (CIFAR, True, 23, True), (CIFAR, True, 24, False),  # zero-padded by 4, then a random 32x32 crop
     (CIFAR, False, 31, True), (CIFAR, False, 32, False),  # the center 32x32, no padding
     (PAPER, True, 8, False), (PAPER, False, 8, False),  # resized to 256 first
-    (TORCHVISION, True, 8, False), (TORCHVISION, False, 223, True),  # random resized crop; center 224
+    (TORCHVISION, True, 8, False), (TORCHVISION, False, 8, False),  # random resized crop; resized to 256 first
 ])
 def test_a_pipeline_refuses_images_too_small_for_its_crops_naming_the_file(tmp_path, recipe, train, side, refused):
     """An 8x8 image with the cifar recipe failed about 10 s into training, no file named, run.json

@@ -132,7 +132,8 @@ class FiniteLoss(keras.callbacks.Callback):
 
 
 def nonfinite_weights(model) -> list[str]:
-    """The paths of the floating-point variables that hold nan or inf."""
+    """The paths of the floating-point variables that hold nan or inf (checked where they live:
+    a copy of every variable to numpy took 10x longer on cifar)."""
     return [v.path for v in model.variables
             if "float" in str(v.dtype) and not bool(ops.all(ops.isfinite(v)))]
 
@@ -340,5 +341,6 @@ def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False)
     return top1 / n, top5 / n
 
 
-__all__ = ["BatchSequence", "EpochSetter", "FiniteLoss", "PreciseBN", "ProgressBar", "RunLogger", "compile_for_training",
-           "evaluate", "nonfinite_weights", "evaluate_ten_crop", "probability_loss", "ten_crop_probabilities", "train", "update_bn_stats"]
+__all__ = ["BatchSequence", "EpochSetter", "FiniteLoss", "PreciseBN", "ProgressBar", "RunLogger",
+           "compile_for_training", "evaluate", "evaluate_ten_crop", "nonfinite_weights", "probability_loss",
+           "ten_crop_probabilities", "train", "update_bn_stats"]

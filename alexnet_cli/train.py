@@ -280,14 +280,14 @@ def _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, s
         from alexnet_torch import save_weights
         from alexnet_torch.training import train
         rows = train(model, recipe, train_pipe, val_pipe, args.out, config, resume=stored is not None,
-                     workers=args.workers, progress=progress, replicas=replicas)
+                     workers=args.workers, progress=progress, epoch_lines=not args.json, replicas=replicas)
         if replicas is not None and not replicas.main:
             return EXIT_OK, {"ok": True, "rank": replicas.rank}, ""
     else:
         from alexnet_keras import save_weights
         from alexnet_keras.training import train
         rows = train(model, recipe, train_pipe, val_pipe, args.out, config, resume=stored is not None,
-                     progress=progress, replicas=strategy)
+                     progress=progress, epoch_lines=not args.json, replicas=strategy)
         if not chief:
             return EXIT_OK, {"ok": True, "chief": False, "metrics": rows}, f"{strategy.describe()}: done"
     weights = save_weights(model, Path(args.out) / runs.FINAL_WEIGHTS, overwrite=True, sidecar=True)
@@ -298,7 +298,8 @@ def _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, s
 
 def _summary(args, config, rows, weights, where):
     last = rows[-1] if rows else {}
-    text = (f"{args.framework} {args.variant} on {args.data}: {len(rows)} epochs, val_top1 {last.get('val_top1', 0):.4f}, "
+    epochs = f"{len(rows)} epoch{'s' * (len(rows) != 1)}"
+    text = (f"{args.framework} {args.variant} on {args.data}: {epochs}, val_top1 {last.get('val_top1', 0):.4f}, "
             f"val_top5 {last.get('val_top5', 0):.4f}; weights {weights}" + (f" ({where})" if where else ""))
     payload = {"ok": True, "config": vars(config), "metrics": rows, "weights": str(weights)}
     if where:

@@ -7,15 +7,19 @@ the learning rate set each epoch by ``keras.callbacks.LearningRateScheduler`` fr
 schedule.
 
 :class:`RunLogger` writes, at the end of every epoch, an atomic checkpoint (every model variable,
-Dropout's seed state included, every optimizer variable, the epoch and the metrics rows) and
-``metrics.csv``; :func:`train` with ``resume=True`` restores them and continues with
-``fit(initial_epoch=...)``. This module never imports torch.
+Dropout's seed state included, every optimizer variable, the epoch and the metrics rows) with its
+sha256 sidecar, ``metrics.csv`` and one line on stderr (``runs.epoch_line``); :func:`train` with
+``resume=True`` verifies and restores them and continues with ``fit(initial_epoch=...)``.
+:class:`FiniteLoss` stops ``fit`` at the first nan or inf loss with ``runs.Diverged``, before
+that epoch is checkpointed. This module never imports torch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +30,6 @@ from keras import ops
 from alexnet_training import runs
 from alexnet_training.augment import Pipeline
 from alexnet_training.metrics import log_softmax, topk_hits
-from alexnet_spec.files import atomic_write
 from alexnet_training.precise_bn import batch_moments, combine_moments, precise_bn_batches
 from alexnet_training.recipes import Recipe, learning_rate
 
@@ -84,8 +87,10 @@ def update_bn_stats(model, batches) -> int:
                 x = layer(x, training=False)
     for layer in norms:
         mean, var = combine_moments(moments[layer.name])
-        layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
-        layer.moving_variance.assign(var.astype(layer.moving_variance.dtype))
+        with np.errstate(over="ignore"):  # an inf the run's guard reports
+            layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
+            layer.moving_variance.assign(
+                var.astype(layer.moving_variance.dtype))
     return len(norms)
 
 
@@ -106,29 +111,87 @@ class PreciseBN(keras.callbacks.Callback):
 # --8<-- [end:precise-bn]
 
 
+class FiniteLoss(keras.callbacks.Callback):
+    """Stops ``fit`` with ``runs.Diverged`` at the first batch whose loss (the epoch's running mean:
+    nan or inf from the first bad batch on) is not finite. Keras's ``TerminateOnNaN`` stops ``fit``
+    as if it had finished, and the run would publish its model."""
+
+    def __init__(self, run_dir=None) -> None:
+        super().__init__()
+        self.run_dir, self.epoch = run_dir, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            err = runs.Diverged(f"the loss is {loss}", f"step {batch + 1} of {self.params['steps']}")
+            raise err if self.run_dir is None else err.during(self.epoch + 1, self.run_dir,
+                                                              _learning_rate(self.model))
+
+
+def nonfinite_weights(model) -> list[str]:
+    """The paths of the floating-point variables that hold nan or inf (checked where they live:
+    a copy of every variable to numpy took 10x longer on cifar)."""
+    return [v.path for v in model.variables
+            if "float" in str(v.dtype) and not bool(ops.all(ops.isfinite(v)))]
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """The PyTorch loop's transient bar (``runs.progress_bar``) over each epoch's batches, in place
+    of Keras's own, which leaves a line per epoch that ``runs.epoch_line`` already prints."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.bar = runs.progress_bar(desc=f"epoch {epoch + 1}/{self.params['epochs']}", total=self.params["steps"])
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update()
+
+    def on_test_begin(self, logs=None):  # fit's validation: the training batches are done
+        self.bar.close()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.close()  # again: closing twice is harmless
+
+
 class RunLogger(keras.callbacks.Callback):
     """One metrics row, a checkpoint and ``metrics.csv`` at the end of every epoch (``write``: the
-    chief of a multi-worker job writes them; the other workers keep the rows only)."""
+    chief of a multi-worker job writes them; the other workers keep the rows only), and the
+    epoch's line on stderr (``lines``); first ``runs.Diverged`` if the validation loss or a weight
+    is nan or inf."""
 
-    def __init__(self, run_dir, config: runs.RunConfig, rows: list[dict], *, write: bool = True) -> None:
+    def __init__(self, run_dir, config: runs.RunConfig, rows: list[dict], *, write: bool = True,
+                 lines: bool = False) -> None:
         super().__init__()
-        self.run_dir, self.config, self.rows, self.write = Path(run_dir), config, rows, write
+        self.run_dir, self.config, self.rows, self.write, self.lines = Path(run_dir), config, rows, write, lines
 
     def on_epoch_begin(self, epoch, logs=None):
         self.began = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        # every worker checks (the numbers are the same on all): nothing nan is checkpointed,
+        # nor published at the end
+        with runs.epoch_context(epoch + 1, self.run_dir, _learning_rate(self.model)):
+            runs.check_finite("the validation loss", float(logs["val_loss"]))
+            runs.check_weights(nonfinite_weights(self.model))
         self.rows.append({
             "epoch": epoch + 1, "train_loss": float(logs["loss"]), "train_top1": float(logs["top1"]),
             "val_loss": float(logs["val_loss"]), "val_top1": float(logs["val_top1"]),
-            "val_top5": float(logs["val_top5"]), "lr": float(np.asarray(self.model.optimizer.learning_rate)),
+            "val_top5": float(logs["val_top5"]), "lr": _learning_rate(self.model),
             "seconds": time.perf_counter() - self.began,
         })
         if not self.write:
             return
         save_checkpoint(self.run_dir / runs.CHECKPOINTS["keras"], self.model, epoch + 1, self.rows, self.config)
         runs.write_metrics(self.run_dir, self.rows)
+        if self.lines:
+            print(runs.epoch_line(self.rows[-1], self.config.epochs), file=sys.stderr, flush=True)
+
+
+def _learning_rate(model) -> float:
+    return float(np.asarray(model.optimizer.learning_rate))
 
 
 # --8<-- [start:compile]
@@ -167,11 +230,12 @@ def probability_loss(y_true, y_pred):
 # --8<-- [start:train]
 def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_dir,
           config: runs.RunConfig, *, resume: bool = False, progress: bool = True,
-          replicas=None) -> list[dict]:
+          epoch_lines: bool = True, replicas=None) -> list[dict]:
     """Train ``model`` for ``config.epochs`` epochs; checkpoint and metrics in ``run_dir``.
 
-    ``replicas`` (``alexnet_keras.distributed.replicas``): the model was built in its scope; the
-    optimizer is made there too, and only its chief writes files."""
+    ``progress``: transient bars; ``epoch_lines``: ``runs.epoch_line`` on stderr after each epoch
+    (the chief's). ``replicas`` (``alexnet_keras.distributed.replicas``): the model was built in
+    its scope; the optimizer is made there too, and only its chief writes files."""
     with replicas.scope() if replicas else contextlib.nullcontext():
         compile_for_training(model, recipe, config.lr)
         rows, start = [], 0
@@ -182,9 +246,11 @@ def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_d
     schedule = keras.callbacks.LearningRateScheduler(
         lambda epoch, lr: learning_rate(
             recipe, epoch, [r["val_top1"] for r in rows], lr=config.lr))
-    callbacks = [EpochSetter(train_seq), schedule,
-                 RunLogger(run_dir, config, rows,
-                           write=replicas is None or replicas.chief)]
+    chief = replicas is None or replicas.chief
+    callbacks = [EpochSetter(train_seq), schedule, FiniteLoss(run_dir),
+                 *([ProgressBar()] if progress else []),
+                 RunLogger(run_dir, config, rows, write=chief,
+                           lines=epoch_lines and chief)]
     if config.precise_bn:
         callbacks.insert(2, PreciseBN(train_data, config.precise_bn))
     model.fit(train_seq, validation_data=val_seq, initial_epoch=start,
@@ -192,7 +258,7 @@ def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_d
               # the sequence's own order; fit would shuffle a PyDataset's batches
               shuffle=False,
               callbacks=callbacks,
-              verbose=1 if progress else 0)
+              verbose=0)  # ProgressBar and RunLogger's line instead
     return rows
 # --8<-- [end:train]
 
@@ -208,21 +274,31 @@ def save_checkpoint(path, model, epoch: int, rows: list[dict], config: runs.RunC
         with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to the temporary name
             np.savez(f, **arrays)
 
-    return atomic_write(path, write, overwrite=True)
+    return runs.write_checkpoint(path, write)
 
 
 def load_checkpoint(path, model, config: runs.RunConfig) -> tuple[list[dict], int]:
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    meta = json.loads(arrays.pop("meta").tobytes())
-    runs.check_checkpoint(Path(path).parent, config, meta["variant"], meta["num_classes"])
+    """Verify ``path`` against its sidecar, then load it (no pickles: ``allow_pickle=False``)."""
+    path = Path(path)
+    runs.verify_checkpoint(path)
+    with runs.reading_checkpoint(path):
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        meta = json.loads(arrays.pop("meta").tobytes())
+        variant, classes = meta["variant"], meta["num_classes"]
+        names = {group: list(meta[group]) for group in ("model", "optimizer")}
+        rows, epoch = list(meta["rows"]), int(meta["epoch"])
+        missing = [f"{g}/{i}" for g in names for i in range(len(names[g])) if f"{g}/{i}" not in arrays]
+        if missing:
+            raise KeyError(missing[0])
+    runs.check_checkpoint(path.parent, config, variant, classes)
     model.optimizer.build(model.trainable_variables)
     for group, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
         # by path, not by position: the optimizer built here may order its slots otherwise than fit did
-        stored = {name: i for i, name in enumerate(meta[group])}
+        stored = {name: i for i, name in enumerate(names[group])}
         paths = [v.path for v in variables]
-        if sorted(paths) != sorted(stored) or len(stored) != len(meta[group]):
-            raise ValueError(f"{path}: the checkpoint's {len(meta[group])} {group} variables are not this "
+        if sorted(paths) != sorted(stored) or len(stored) != len(names[group]):
+            raise ValueError(f"{path}: the checkpoint's {len(names[group])} {group} variables are not this "
                              f"{config.variant} run's {len(variables)}. It belongs to another network.")
         for variable in variables:
             value = arrays[f"{group}/{stored[variable.path]}"]
@@ -230,7 +306,7 @@ def load_checkpoint(path, model, config: runs.RunConfig) -> tuple[list[dict], in
                 raise ValueError(f"{path}: {variable.path} has shape {value.shape} in the checkpoint; this run's "
                                  f"has {tuple(variable.shape)}")
             variable.assign(value)
-    return list(meta["rows"]), int(meta["epoch"])
+    return rows, epoch
 
 
 def evaluate(model, pipeline: Pipeline, *, probabilities: bool = False) -> tuple[float, float, float]:
@@ -265,5 +341,6 @@ def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False)
     return top1 / n, top5 / n
 
 
-__all__ = ["BatchSequence", "EpochSetter", "PreciseBN", "RunLogger", "compile_for_training", "evaluate", "evaluate_ten_crop",
-           "probability_loss", "ten_crop_probabilities", "train", "update_bn_stats"]
+__all__ = ["BatchSequence", "EpochSetter", "FiniteLoss", "PreciseBN", "ProgressBar", "RunLogger",
+           "compile_for_training", "evaluate", "evaluate_ten_crop", "nonfinite_weights", "probability_loss",
+           "ten_crop_probabilities", "train", "update_bn_stats"]

@@ -67,6 +67,29 @@ def atomic_write(
     return path
 
 
+def atomic_replace(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    For a file that must exist at every moment, such as a training checkpoint that a killed run
+    resumes from: :func:`atomic_write` removes the old file before it links the new one, and a kill
+    between leaves neither. The rename replaces in one step. A sidecar beside ``path`` is left as it
+    is: its caller keeps it true (``alexnet_training.runs.write_checkpoint``).
+    """
+    path = Path(path)
+    check_writable_name(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _temporary(path) as tmp:
+        write(str(tmp))
+        _finish(tmp)
+        with _locked(path.parent) as dir_fd:
+            _remove_dead_writers(path)
+            if path.is_dir():
+                raise IsADirectoryError(f"{path} is a directory; choose a file name")
+            os.replace(tmp, path)
+            os.fsync(dir_fd)
+    return path
+
+
 def write_sidecar(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """A ``sha256sum`` sidecar for a file that exists already (one written elsewhere)."""
     path = Path(path)

@@ -10,13 +10,17 @@ every batch, and ``parity.steps`` and ``parity.replicas_torch`` prove it against
 replicas.
 
 Each epoch ends with an atomic checkpoint (model, optimizer, epoch, metrics rows, torch RNG state)
-and a rewritten ``metrics.csv``; :func:`train` with ``resume=True`` continues from it.
+and its sha256 sidecar, a rewritten ``metrics.csv`` and one line on stderr
+(``runs.epoch_line``); :func:`train` with ``resume=True`` verifies the checkpoint and continues
+from it. A nan or inf loss stops the run with ``runs.Diverged`` before that epoch is checkpointed.
 This module never imports tensorflow or keras.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import sys
 import time
 from pathlib import Path
 
@@ -30,7 +34,6 @@ from alexnet_torch.optim import DecoupledSGD
 from alexnet_training import runs
 from alexnet_training.augment import Pipeline
 from alexnet_training.metrics import topk_hits
-from alexnet_spec.files import atomic_write
 from alexnet_training.precise_bn import batch_moments, combine_moments, precise_bn_batches
 from alexnet_training.recipes import Recipe, learning_rate
 
@@ -110,23 +113,33 @@ def train_step(model, optimizer, images, targets, *,
 
 
 def train_one_epoch(model, optimizer, loader, *, probabilities: bool = False,
-                    progress: bool = False, desc: str = "", reduce=None):
+                    progress: bool = False, desc: str = "", reduce=None,
+                    guard: bool = True):
     """One pass over ``loader``: mean loss and top-1 accuracy of the training
     batches (``reduce``: sums the loss, hits and count over replicas,
-    ``Replicas.sum``)."""
+    ``Replicas.sum``). ``guard``: a nan or inf loss raises ``runs.Diverged``
+    at its step; under ``reduce``, after the sum, so every replica stops."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     # a replica's GPU under nccl; else the CPU, a no-op
     device = next(model.parameters()).device
-    for images, targets in _bar(loader, progress, desc):
+    for step, (images, targets) in enumerate(_bar(loader, progress, desc), 1):
         images, targets = images.to(device), targets.to(device)
         loss, output = train_step(model, optimizer, images, targets,
                                   probabilities=probabilities)
-        total_loss += loss.item() * len(targets)
+        value = loss.item()
+        if guard and reduce is None and not math.isfinite(value):
+            raise runs.Diverged(f"the loss is {value}",
+                                f"step {step} of {len(loader)}")
+        total_loss += value * len(targets)
         correct += (output.argmax(1) == targets).sum().item()
         seen += len(targets)
     if reduce is not None:
         total_loss, correct, seen = reduce(total_loss, correct, seen)
+        # a replica that stopped alone would leave the others waiting
+        if guard and not math.isfinite(total_loss):
+            raise runs.Diverged(
+                f"the loss summed over the replicas is {total_loss}")
     return total_loss / seen, correct / seen
 # --8<-- [end:train-one-epoch]
 
@@ -213,11 +226,13 @@ def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False,
 # --8<-- [start:train]
 def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_dir,
           config: runs.RunConfig, *, resume: bool = False, workers: int = 0,
-          progress: bool = True, replicas=None) -> list[dict]:
+          progress: bool = True, epoch_lines: bool = True,
+          replicas=None) -> list[dict]:
     """Train ``model`` for ``config.epochs`` epochs; checkpoint and metrics in ``run_dir``.
 
-    ``replicas`` (``alexnet_torch.distributed.setup()``, under torchrun): this process is one of
-    several data-parallel replicas; the pipelines' batch size is the global batch."""
+    ``progress``: transient bars; ``epoch_lines``: ``runs.epoch_line`` on stderr after each
+    epoch. ``replicas`` (``alexnet_torch.distributed.setup()``, under torchrun): this process is one
+    of several data-parallel replicas; the pipelines' batch size is the global batch."""
     run_dir = Path(run_dir)
     if replicas is not None:
         # before the optimizer: a resumed momentum lands on the replica's device
@@ -246,17 +261,21 @@ def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_d
             set_epoch(train_loader, epoch)
             if replicas is not None:
                 replicas.seed(config.seed, epoch)
-            train_loss, train_top1 = train_one_epoch(
-                net, optimizer, train_loader, progress=progress,
-                desc=f"epoch {epoch + 1}/{config.epochs}", reduce=reduce)
-            if replicas is not None:
-                replicas.sync_buffers(model)
-            # every replica computes the same statistics from the same batches
-            if config.precise_bn:
-                update_bn_stats(model, precise_bn_batches(train_data, epoch,
-                                                          config.precise_bn))
-            val_loss, val_top1, val_top5 = evaluate(model, val_loader,
-                                                    reduce=reduce)
+            with runs.epoch_context(epoch + 1, run_dir, lr):
+                train_loss, train_top1 = train_one_epoch(
+                    net, optimizer, train_loader, progress=progress,
+                    desc=f"epoch {epoch + 1}/{config.epochs}", reduce=reduce)
+                if replicas is not None:
+                    replicas.sync_buffers(model)
+                # every replica computes the same statistics from the same batches
+                if config.precise_bn:
+                    update_bn_stats(model, precise_bn_batches(
+                        train_data, epoch, config.precise_bn))
+                val_loss, val_top1, val_top5 = evaluate(model, val_loader,
+                                                        reduce=reduce)
+                # nothing nan is checkpointed, nor published at the end
+                runs.check_finite("the validation loss", val_loss)
+                runs.check_weights(nonfinite_weights(model))
             rows.append({"epoch": epoch + 1, "train_loss": train_loss,
                          "train_top1": train_top1, "val_loss": val_loss,
                          "val_top1": val_top1, "val_top5": val_top5, "lr": lr,
@@ -267,34 +286,48 @@ def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_d
                 save_checkpoint(run_dir / runs.CHECKPOINTS["torch"], model,
                                 optimizer, epoch + 1, rows, config)
                 runs.write_metrics(run_dir, rows)
+                if epoch_lines:
+                    print(runs.epoch_line(rows[-1], config.epochs),
+                          file=sys.stderr, flush=True)
             if replicas is not None:
                 replicas.barrier()
     return rows
 # --8<-- [end:train]
 
 
+def nonfinite_weights(model) -> list[str]:
+    """The names of the floating-point parameters and buffers that hold nan or inf. A tensor's
+    minimum and maximum show both (nan propagates): one pass, 10x faster on CPU than
+    ``torch.isfinite`` of every element (measured on cifar: 28 ms against 300 ms)."""
+    return [name for name, t in model.state_dict().items()
+            if t.is_floating_point() and t.numel()
+            and not torch.isfinite(torch.stack(torch.aminmax(t))).all()]
+
+
 def save_checkpoint(path, model, optimizer, epoch: int, rows: list[dict], config: runs.RunConfig) -> Path:
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "rows": rows,
              "rng": torch.get_rng_state(), "variant": config.variant, "num_classes": config.num_classes}
-    return atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
+    return runs.write_checkpoint(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path, model, optimizer, config: runs.RunConfig) -> tuple[list[dict], int]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    runs.check_checkpoint(path.parent, config, state["variant"], state["num_classes"])
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["rng"])
-    return list(state["rows"]), int(state["epoch"])
+    """Verify ``path`` against its sidecar, then load it (``weights_only``: no pickle runs)."""
+    path = Path(path)
+    runs.verify_checkpoint(path)
+    with runs.reading_checkpoint(path):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        variant, classes = state["variant"], state["num_classes"]
+    runs.check_checkpoint(path.parent, config, variant, classes)
+    with runs.reading_checkpoint(path):
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        return list(state["rows"]), int(state["epoch"])
 
 
 def _bar(iterable, enabled: bool, desc: str):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
+    return runs.progress_bar(iterable, desc=desc) if enabled else iterable
 
 
-__all__ = ["AugmentedDataset", "EpochSampler", "data_loader", "evaluate", "evaluate_ten_crop", "sgd", "ten_crop_probabilities", "train",
-           "train_one_epoch", "train_step", "update_bn_stats"]
+__all__ = ["AugmentedDataset", "EpochSampler", "data_loader", "evaluate", "evaluate_ten_crop", "nonfinite_weights",
+           "sgd", "ten_crop_probabilities", "train", "train_one_epoch", "train_step", "update_bn_stats"]

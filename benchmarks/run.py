@@ -198,12 +198,23 @@ def main(argv=None) -> int:
 
 def run_training(variants, *, quick: bool) -> dict:
     """The training section: one step per call for the variants that have a training recipe here."""
-    from benchmarks.training import BUDGET, QUICK, TRAINING_BATCH, TRAINING_VARIANTS, measure_training, training_table
+    from benchmarks.training import (
+        BUDGET,
+        QUICK,
+        TRAINING_BATCH,
+        TRAINING_VARIANTS,
+        guard_table,
+        measure_guard,
+        measure_training,
+        training_table,
+    )
 
     chosen = tuple(v for v in TRAINING_VARIANTS if v in variants)
     rows = measure_training(chosen, budget=QUICK if quick else BUDGET)
     print(training_table(rows))
-    return {"batch": TRAINING_BATCH, "step_flops": "3x forward", "rows": rows}
+    guard = measure_guard(chosen[:1], budget=QUICK if quick else BUDGET)
+    print(guard_table(guard))
+    return {"batch": TRAINING_BATCH, "step_flops": "3x forward", "rows": rows, "guard": guard}
 
 
 def _machine(sgemm_gflops: float) -> dict:

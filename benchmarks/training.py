@@ -7,6 +7,12 @@ step is ``alexnet_torch.training.train_one_epoch`` over one batch (cross-entropy
 ``DecoupledSGD.step``: Keras's decoupled weight decay, then SGD's step); the Keras step is
 ``model.train_on_batch`` on the model ``alexnet_keras.training.compile_for_training`` compiled,
 the function ``model.fit`` runs each batch. Both models are built as ``alexnet-train`` builds them, with the variant's recipe.
+
+The guard rows (:func:`measure_guard`) time what the finite-loss guard costs: a few steps of each
+framework's loop with the guard and without it, paired call by call, reported as the ratio of the
+two times (PyTorch: ``train_one_epoch(guard=...)``, one ``math.isfinite`` a step; Keras: ``fit``
+with and without ``alexnet_keras.training.FiniteLoss``, which reads the loss after every batch),
+and the once-an-epoch check of every weight before the checkpoint (``nonfinite_weights``).
 """
 
 from __future__ import annotations
@@ -41,24 +47,20 @@ def _batch(variant: str, batch: int):
     return x, y
 
 
-def torch_step(variant: str, x_nchw: np.ndarray, y: np.ndarray):
-    """A zero-argument call: one training step of a freshly built torch ``variant``."""
+def _torch_model(variant: str):
     import torch
 
     import alexnet_torch
+    from alexnet_torch.training import sgd
     from alexnet_training import runs
-    from alexnet_torch.training import sgd, train_one_epoch
 
     recipe = _recipe(variant)
     torch.manual_seed(0)
     model = alexnet_torch.build(variant, **runs.model_options(variant, recipe.init))
-    optimizer = sgd(model, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-    batch = [(torch.from_numpy(np.ascontiguousarray(x_nchw)), torch.from_numpy(y).long())]
-    return lambda: train_one_epoch(model, optimizer, batch)
+    return model, sgd(model, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
 
 
-def keras_step(variant: str, x_nchw: np.ndarray, y: np.ndarray):
-    """A zero-argument call: one ``train_on_batch`` of a freshly built Keras ``variant``."""
+def _keras_model(variant: str):
     import keras
 
     import alexnet_keras
@@ -67,12 +69,61 @@ def keras_step(variant: str, x_nchw: np.ndarray, y: np.ndarray):
 
     recipe = _recipe(variant)
     keras.utils.set_random_seed(0)
-    model = compile_for_training(alexnet_keras.build(variant, **runs.model_options(variant, recipe.init)), recipe)
+    return compile_for_training(alexnet_keras.build(variant, **runs.model_options(variant, recipe.init)), recipe)
+
+
+def torch_step(variant: str, x_nchw: np.ndarray, y: np.ndarray):
+    """A zero-argument call: one training step of a freshly built torch ``variant``."""
+    import torch
+
+    from alexnet_torch.training import train_one_epoch
+
+    model, optimizer = _torch_model(variant)
+    batch = [(torch.from_numpy(np.ascontiguousarray(x_nchw)), torch.from_numpy(y).long())]
+    return lambda: train_one_epoch(model, optimizer, batch)
+
+
+def keras_step(variant: str, x_nchw: np.ndarray, y: np.ndarray):
+    """A zero-argument call: one ``train_on_batch`` of a freshly built Keras ``variant``."""
+    model = _keras_model(variant)
     x = np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
     return lambda: model.train_on_batch(x, y)
 
 
 STEPS = {"torch": ("SGD step", torch_step), "keras": ("train_on_batch", keras_step)}
+GUARD_STEPS = 4  # batches per timed call of the guard rows
+
+
+def torch_epochs(variant: str, x_nchw: np.ndarray, y: np.ndarray, steps: int = GUARD_STEPS):
+    """Three zero-argument calls on one model: ``train_one_epoch`` over ``steps`` batches with the
+    guard, the same without it, and the epoch's check of the weights."""
+    import torch
+
+    from alexnet_torch.training import nonfinite_weights, train_one_epoch
+
+    model, optimizer = _torch_model(variant)
+    batches = [(torch.from_numpy(np.ascontiguousarray(x_nchw)), torch.from_numpy(y).long())] * steps
+    return (lambda: train_one_epoch(model, optimizer, batches),
+            lambda: train_one_epoch(model, optimizer, batches, guard=False),
+            lambda: nonfinite_weights(model))
+
+
+def keras_fits(variant: str, x_nchw: np.ndarray, y: np.ndarray, steps: int = GUARD_STEPS):
+    """Three zero-argument calls on one model: ``fit`` for one epoch of ``steps`` batches with
+    ``FiniteLoss``, the same without it, and the epoch's check of the weights."""
+    from alexnet_keras.training import FiniteLoss, nonfinite_weights
+
+    model = _keras_model(variant)
+    x = np.concatenate([x_nchw.transpose(0, 2, 3, 1)] * steps)
+    ys = np.concatenate([y] * steps)
+
+    def fit(callbacks):
+        return model.fit(x, ys, batch_size=len(y), epochs=1, shuffle=False, verbose=0, callbacks=callbacks)
+
+    return lambda: fit([FiniteLoss()]), lambda: fit([]), lambda: nonfinite_weights(model)
+
+
+GUARDS = {"torch": ("train_one_epoch", torch_epochs), "keras": ("fit", keras_fits)}
 
 
 def measure_training(variants=TRAINING_VARIANTS, frameworks=("torch", "keras"), *, batch: int = TRAINING_BATCH,
@@ -107,6 +158,37 @@ def measure_training(variants=TRAINING_VARIANTS, frameworks=("torch", "keras"), 
     return rows
 
 
+def measure_guard(variants=("cifar",), frameworks=("torch", "keras"), *, batch: int = TRAINING_BATCH,
+                  steps: int = GUARD_STEPS, budget: timing.Budget = BUDGET) -> list[dict]:
+    """One row per variant and framework: seconds of ``steps`` training steps with the finite-loss
+    guard and without, paired call by call (``ratio``: the median of the pairs' with/without), and
+    seconds of the weight check each epoch ends with."""
+    rows = []
+    for variant in variants:
+        x, y = _batch(variant, batch)
+        for framework in frameworks:
+            loop, prepare = GUARDS[framework]
+            guarded, plain, check = prepare(variant, x, y, steps)
+            t = timing.paired_seconds(guarded, plain, budget)  # ratios: plain / guarded, per pair
+            ratio = statistics.median(1 / r for r in t["ratios"])
+            rows.append({"variant": variant, "framework": framework, "loop": loop, "batch": batch, "steps": steps,
+                         "guarded_seconds": t["median"], "reps": t["reps"], "ratio": ratio,
+                         "weights_check_seconds": timing.seconds_per_call(check, budget)["median"]})
+            print(f"  {variant:12s} {framework:6s} {loop:15s} {steps} steps: guarded/plain {ratio:.3f}", flush=True)
+    return rows
+
+
+def guard_table(rows: list[dict]) -> str:
+    head = ["variant", "framework", "loop", "batch", "steps", "s guarded", "guarded/plain", "s weights check"]
+    body = [[r["variant"], r["framework"], r["loop"], str(r["batch"]), str(r["steps"]), f"{r['guarded_seconds']:.3f}",
+             f"{r['ratio']:.3f}", f"{r['weights_check_seconds']:.3f}"] for r in rows]
+    lines = format_table(head, body, right=range(3, len(head)))
+    lines.append("Finite-loss guard: the loop's time with the guard over its time without, the median of calls "
+                 "paired one after the other (1.000: it costs nothing measurable); the check of every weight "
+                 "runs once an epoch, before the checkpoint.")
+    return "\n".join(lines)
+
+
 def training_table(rows: list[dict]) -> str:
     head = ["variant", "framework", "step", "batch", "s/step", "img/s", "GFLOP/s (3x fwd)", "share of sgemm",
             "peak MiB"]
@@ -120,5 +202,5 @@ def training_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["STEP_FLOPS", "TRAINING_BATCH", "TRAINING_VARIANTS", "keras_step", "measure_training", "torch_step",
-           "training_table"]
+__all__ = ["GUARD_STEPS", "STEP_FLOPS", "TRAINING_BATCH", "TRAINING_VARIANTS", "guard_table", "keras_fits",
+           "keras_step", "measure_guard", "measure_training", "torch_epochs", "torch_step", "training_table"]

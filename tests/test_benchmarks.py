@@ -219,3 +219,24 @@ def test_keras_without_the_gpu_says_which_backend(monkeypatch):
     monkeypatch.setattr(gpu, "_backend_gpus", lambda backend: 0)
     assert gpu.keras_target(torch.device("cuda")) == (None, f"keras: {keras.backend.backend()} sees no GPU")
     assert gpu.keras_target(torch.device("cpu")) == ("cpu:0", None)
+
+
+
+@pytest.mark.parametrize("framework", ["torch", pytest.param("keras", marks=pytest.mark.slow)])  # torch: make test's
+def test_guard_rows_pair_each_loop_with_and_without_the_finite_loss_guard(framework):
+    """A row with a positive ratio; the two calls of a pair differ by the guard alone: on a batch
+    with a nan, the guarded one stops and the plain one trains on."""
+    from alexnet_training import runs
+    from benchmarks.training import GUARDS, guard_table, measure_guard
+
+    rows = measure_guard(("cifar",), (framework,), batch=2, steps=2, budget=timing.SMOKE)
+    assert [(r["framework"], r["loop"], r["steps"]) for r in rows] == [(framework, GUARDS[framework][0], 2)]
+    assert rows[0]["ratio"] > 0 and rows[0]["guarded_seconds"] > 0 and rows[0]["weights_check_seconds"] > 0
+    assert "guarded/plain" in guard_table(rows)
+    nan = np.full((2, 3, 32, 32), np.nan, np.float32)
+    guarded, plain, check = GUARDS[framework][1]("cifar", nan, np.array([0, 1]), 2)
+    assert check() == []
+    plain()  # trains on, to nan weights
+    assert check()
+    with pytest.raises(runs.Diverged, match="the loss is nan"):
+        guarded()

@@ -104,7 +104,8 @@ def test_distributed_cli_run_writes_the_single_process_run_folder(tmp_path, kind
     rows = runs.read_metrics(tmp_path / "run")
     assert [r["epoch"] for r in rows] == [1] and 0.0 <= rows[0]["val_top1"] <= 1.0
     assert {p.name for p in (tmp_path / "run").iterdir()} == {
-        runs.RUN_FILE, runs.METRICS_FILE, runs.CHECKPOINTS["keras"], runs.FINAL_WEIGHTS, runs.FINAL_WEIGHTS + ".sha256"}
+        runs.RUN_FILE, runs.METRICS_FILE, runs.CHECKPOINTS["keras"], runs.CHECKPOINTS["keras"] + ".sha256",
+        runs.FINAL_WEIGHTS, runs.FINAL_WEIGHTS + ".sha256"}
     config = runs.read_config(tmp_path / "run")
     assert config.batch_size == 16  # the global batch, not the replicas' 8
 

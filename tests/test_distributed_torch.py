@@ -182,7 +182,7 @@ def test_torchrun_training_writes_one_process_run_folder(tmp_path):
     two = run([*TORCHRUN, "--nproc_per_node", "2", *TRAIN, *small, "--sync-bn", "--out", str(tmp_path / "two")])
     assert two[0] == 0, two[2]
     assert [line for line in two[1].splitlines() if line.strip()] == \
-        [line for line in two[1].splitlines() if line.startswith("torch cifar on digits: 1 epochs")]  # rank 0 only
+        [line for line in two[1].splitlines() if line.startswith("torch cifar on digits: 1 epoch,")]  # rank 0 only
     assert len(two[1].strip().splitlines()) == 1
     headers = [open(tmp_path / name / "metrics.csv").readline() for name in ("one", "two")]
     assert headers[0] == headers[1] and tuple(headers[1].strip().split(",")) == runs.METRICS

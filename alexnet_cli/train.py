@@ -352,10 +352,10 @@ def _launch_workers(args, worker_args):
                              fault_timeout_s=args.fault_timeout, output=sys.stderr if args.json else None,
                              env={**os.environ, LAUNCHER_ENV: str(os.getpid())})
     except WorkerFailed as err:
-        raise RuntimeError(f"multi-worker training stopped: {err}") from None
+        raise WorkerFailed(f"multi-worker training stopped: {err}") from None
     config = runs.read_config(args.out)
     rows = runs.read_metrics(args.out)
-    where = f"tf MultiWorkerMirroredStrategy: {args.devices} local workers"
+    where = f"tf MultiWorkerMirroredStrategy: {args.devices} local worker{'s' * (args.devices != 1)}"
     return EXIT_OK, *_summary(args, config, rows, Path(args.out) / runs.FINAL_WEIGHTS, where)
 
 

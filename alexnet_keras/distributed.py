@@ -307,7 +307,10 @@ def _repair_multi_worker_fit(model, strategy) -> None:
 
 
 class WorkerFailed(RuntimeError):
-    """A worker of a local multi-worker job died; the others were stopped."""
+    """A worker of a local multi-worker job died; the others were stopped. Its message is the
+    user's (the command line prints it as it is, not as a bug)."""
+
+    for_user = True
 
 
 def free_ports(n: int) -> list[int]:

@@ -230,3 +230,13 @@ def test_the_cli_keeps_tensorflow_banners_off_stderr_on_any_cpu(tmp_path):
     probe = subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, text=True, env=env,
                            cwd=ROOT, timeout=300)
     assert BANNER_LINES <= set(probe.stderr.splitlines())  # the stand-in does reach an unfiltered import
+
+
+def test_a_failed_multi_worker_job_is_the_users_message_not_a_bug():
+    """A dead worker is the job's failure, said with what to do (--resume), not "This is a bug"."""
+    from alexnet_cli.console import describe
+    from alexnet_keras.distributed import WorkerFailed
+
+    message = "worker 1 of 2 exited with code 2; the other workers stopped. ... with --resume to continue from it."
+    assert describe(WorkerFailed(f"multi-worker training stopped: {message}")) == \
+        f"multi-worker training stopped: {message}"

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import sys
 
-from alexnet_cli.console import EXIT_OK, ArgumentParser, UsageError, import_frameworks, positive_int, run, wants
+from alexnet_cli.console import EXIT_OK, ArgumentParser, UsageError, positive_int, run, wants
+from alexnet_cli.devices import add_device_argument
 
 
 def parser() -> ArgumentParser:
@@ -40,6 +41,7 @@ def parser() -> ArgumentParser:
                         "one: 256x256, BGR, 0..255, mean 104/117/123, center 227 or Caffe's 10 crops), the "
                         "recipe's transform otherwise (torchvision's normalization), and with an explicit --recipe")
     p.add_argument("--batch-size", type=positive_int, default=64)
+    add_device_argument(p)
     p.add_argument("--limit", type=positive_int, metavar="N", help="only N images, every class in its share, drawn with a fixed seed")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -102,7 +104,10 @@ def _eval(args):
         raise UsageError(f"{source} crops {augment.crop}; {variant} reads {spec.input_size}{hint}")
     probabilities = spec.softmax and not options.get("logits", False)
     pipeline = Pipeline(val, augment, train=False, batch_size=args.batch_size)
-    import_frameworks(torch=args.framework == "torch", keras=args.framework == "keras")
+    from alexnet_cli.devices import announce, place
+
+    where = place([args.framework], args.device)[args.framework]
+    announce([where], as_json=args.json)
     num_classes = classes or len(val.classes)
     caffe_file = args.weights.endswith(".caffemodel")
     if args.framework == "torch":
@@ -114,7 +119,9 @@ def _eval(args):
         else:
             model = alexnet_torch.build(variant, num_classes, **options)
             alexnet_torch.load_weights(model, args.weights)
-        center = lambda: training.evaluate(model, training.data_loader(pipeline), probabilities=probabilities)  # noqa: E731
+        model.to(where.torch_device)
+        loader = training.data_loader(pipeline, pin_memory=where.on_gpu)
+        center = lambda: training.evaluate(model, loader, probabilities=probabilities)  # noqa: E731
     else:
         import alexnet_keras
         from alexnet_keras import training
@@ -126,7 +133,7 @@ def _eval(args):
             alexnet_keras.load_weights(model, args.weights)
         center = lambda: training.evaluate(model, pipeline, probabilities=probabilities)  # noqa: E731
     result = {"ok": True, "framework": args.framework, "weights": args.weights, "variant": variant,
-              "data": args.data, "images": len(val),
+              "data": args.data, "images": len(val), "device": where.name,
               "preprocessing": "caffe" if preprocessing == "caffe" else f"recipe {recipe.name}"}
     lines = []
     if args.crops in ("center", "both"):

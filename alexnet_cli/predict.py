@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from alexnet_cli.console import EXIT_DIFFER, EXIT_OK, ArgumentParser, import_frameworks, positive_int, run, wants
+from alexnet_cli.console import EXIT_DIFFER, EXIT_OK, ArgumentParser, positive_int, run, wants
+from alexnet_cli.devices import add_device_argument
 
 FRAMEWORKS = ("torch", "keras")
 RANDOM_LABEL = "SEEDED RANDOM WEIGHTS (seed {seed}): not a trained network, the class names are meaningless"
@@ -119,8 +120,10 @@ def classify(models: Models, inputs: dict[str, np.ndarray], top: int = 5) -> dic
     if "torch" in models.models:
         import torch
 
+        model = models.models["torch"]
         with torch.inference_mode():
-            probs["torch"] = _softmax(models.models["torch"](torch.from_numpy(inputs["torch"])).numpy())
+            x = torch.from_numpy(inputs["torch"]).to(next(model.parameters()).device)
+            probs["torch"] = _softmax(model(x).cpu().numpy())
     if "keras" in models.models:
         import keras
 
@@ -161,6 +164,7 @@ def parser() -> ArgumentParser:
                              "BGR, 0..255, mean 104/117/123, 256x256 then center 227), torchvision's otherwise")
     parser.add_argument("--seed", type=int, default=0, help="seed of --weights random")
     parser.add_argument("--top", type=positive_int, default=5, help="how many classes to show (default 5)")
+    add_device_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser
@@ -171,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
         check_variant(args.variant)
-        import_frameworks(torch="torch" in frameworks, keras="keras" in frameworks)
+        from alexnet_cli.devices import announce, place
+
+        where = place(frameworks, args.device)
+        announce(where.values(), as_json=args.json)
         from parity.files import preprocessing_for
 
         preprocessing = preprocessing_for(args.weights, args.preprocessing)  # read once, not per image
@@ -184,9 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         if errors:
             raise ValueError("\n".join(errors))
         models = load_models(frameworks, args.variant, args.weights, args.seed)
+        if "torch" in models.models:
+            models.models["torch"].to(where["torch"].torch_device)
         results = {image: classify(models, x, args.top) for image, x in inputs.items()}
         agree = all(r.get("agree", True) for r in results.values())
-        payload = {"ok": agree, "variant": models.variant, "weights": models.label, "results": results}
+        payload = {"ok": agree, "variant": models.variant, "weights": models.label, "results": results,
+                   "device": {f: p.name for f, p in where.items()}}
         text = f"AlexNet {models.variant!r}, weights: {models.label}\n\n" + "\n\n".join(
             format_result(image, r) for image, r in results.items())
         return (EXIT_OK if agree else EXIT_DIFFER), payload, text

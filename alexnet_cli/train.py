@@ -37,6 +37,7 @@ from alexnet_cli.console import (
     run,
     wants,
 )
+from alexnet_cli.devices import add_device_argument, add_precision_argument
 
 FRAMEWORKS = ("torch", "keras")
 DEFAULT_TIMEOUT_S = 300  # alexnet_torch.distributed.DEFAULT_TIMEOUT_S, without importing torch for --help
@@ -83,6 +84,8 @@ def parser() -> ArgumentParser:
     p.add_argument("--fault-timeout", type=positive_float, default=60.0, metavar="SECONDS",
                    help="multi-worker --devices: how long the other workers may take to stop after one dies before "
                         "they are killed (default 60)")
+    add_device_argument(p)
+    add_precision_argument(p)
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="the run's folder")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last epoch")
     p.add_argument("--force", action="store_true", help="replace the run in RUN_DIR")
@@ -179,7 +182,8 @@ def _train_run(args, replicas, argv: list[str]):
                             epochs=args.epochs or recipe.epochs, batch_size=batch, seed=args.seed,
                             num_classes=classes, options=runs.model_options(args.variant, recipe.init, args.dropout),
                             lr=recipe.lr if args.lr is None else args.lr,
-                            precise_bn=recipe.precise_bn if args.precise_bn is None else args.precise_bn)
+                            precise_bn=recipe.precise_bn if args.precise_bn is None else args.precise_bn,
+                            precision=args.precision)
     if args.sync_bn and args.framework != "torch":
         raise UsageError("--sync-bn is for PyTorch replicas under torchrun; Keras synchronizes BatchNorm in its strategies")
     if args.sync_bn and args.variant != "cifar":
@@ -204,6 +208,8 @@ def _train_run(args, replicas, argv: list[str]):
         stored = runs.prepare(args.out, config, resume=args.resume, force=args.force)
     else:
         stored = runs.read_config(args.out) if args.resume else None
+    where = _place(args, replicas, config)  # before Keras starts: --device cpu hides its GPUs
+    _note_other_device(args, stored, config)
     train_pipe = Pipeline(train_data, recipe.augment, train=True, seed=args.seed, batch_size=batch)
     val_pipe = Pipeline(val_data, recipe.augment, train=False, seed=args.seed, batch_size=batch)
     import_frameworks(torch=args.framework == "torch", keras=args.framework == "keras")
@@ -217,6 +223,8 @@ def _train_run(args, replicas, argv: list[str]):
         with strategy.scope():
             model = _build(args.framework, config)
         prepare_model(model, strategy)
+        config.device = ", ".join(strategy.devices)
+        _announce_replicas(args, config, strategy.describe())
     else:
         model = _build(args.framework, config)
     if replicas is not None:
@@ -232,7 +240,8 @@ def _train_run(args, replicas, argv: list[str]):
         from alexnet_torch import save_weights
         from alexnet_torch.training import train
         rows = train(model, recipe, train_pipe, val_pipe, args.out, config, resume=stored is not None,
-                     workers=args.workers, progress=progress, replicas=replicas)
+                     workers=args.workers, progress=progress, replicas=replicas,
+                     device=where.torch_device if where else None)
         if replicas is not None and not replicas.main:
             return EXIT_OK, {"ok": True, "rank": replicas.rank}, ""
     else:
@@ -262,6 +271,9 @@ def _check_distribute(args) -> None:
     if args.distribute and args.framework != "keras":
         raise UsageError(f"--distribute runs Keras's engines; for --framework {args.framework} see docs/scaling.md "
                          "(torchrun)")
+    if args.distribute and args.device != "auto":
+        raise UsageError(f"--device {args.device}: --distribute picks the devices (--devices, docs/scaling.md); "
+                         "drop --device")
     if args.devices and not args.distribute:
         raise UsageError("--devices says over how many devices to --distribute; add --distribute "
                          "mirrored, multi-worker or data-parallel")
@@ -309,6 +321,46 @@ def _launch_workers(args, worker_args):
     return EXIT_OK, *_summary(args, config, rows, Path(args.out) / runs.FINAL_WEIGHTS, where)
 
 
+def _place(args, replicas, config):
+    """This process's device (``alexnet_cli.devices``), named on the first line and in
+    ``config.device``; None where the replicas choose (torchrun, --distribute)."""
+    from alexnet_cli.devices import announce, check_precision, place
+
+    if args.distribute:
+        return None  # the strategy's devices, once it is made
+    if replicas is not None:
+        if args.device != "auto":
+            raise UsageError(f"--device {args.device}: under torchrun each replica takes cuda:LOCAL_RANK (nccl) "
+                             "or the CPU (gloo); drop --device")
+        from alexnet_torch.devices import describe_device
+
+        config.device = str(replicas.device)
+        _announce_replicas(args, config, f"{describe_device(replicas.device)}, "
+                                         f"rank {replicas.rank} of {replicas.world_size}", replicas)
+        return None
+    where = place([args.framework], args.device)[args.framework]
+    check_precision(args.precision, where.on_gpu)
+    config.device = where.name
+    announce([where], as_json=args.json)
+    return where
+
+
+def _announce_replicas(args, config, line, replicas=None):
+    """The device line of a data-parallel job (its main process alone), and fp16's refusal on CPUs."""
+    from alexnet_cli.devices import Placement, announce, check_precision
+
+    check_precision(args.precision, any(k in config.device.lower() for k in ("cuda", "gpu")))
+    if replicas is None or replicas.main:
+        announce([Placement(config.device, line)], as_json=args.json)
+
+
+def _note_other_device(args, stored, config) -> None:
+    """Resuming on another device is allowed (the checkpoint loads onto any), and said."""
+    if stored is not None and stored.device not in ("", config.device):
+        print(f"note: resuming {args.out} on {config.device}; its earlier epochs ran on {stored.device} "
+              "(run.json keeps the device it started on)", file=sys.stderr, flush=True)
+
+
 def _build(framework: str, config):
     if framework == "torch":
         import torch
@@ -320,9 +372,11 @@ def _build(framework: str, config):
     import keras
 
     import alexnet_keras
+    from alexnet_keras.devices import precision_policy
 
     keras.utils.set_random_seed(config.seed)
-    return alexnet_keras.build(config.variant, config.num_classes, **config.options)
+    with precision_policy(config.precision):  # mixed precision is the policy layers are built under
+        return alexnet_keras.build(config.variant, config.num_classes, **config.options)
 
 
 def _plot(args):

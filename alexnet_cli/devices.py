@@ -4,7 +4,8 @@ torch is told its device (``alexnet_torch.devices``). Keras's backends place wor
 GPU themselves, so ``--device cpu`` hides the GPUs and ``cuda:N`` shows GPU N alone, through
 ``CUDA_VISIBLE_DEVICES`` set before the backend starts (TensorFlow, JAX and torch all read it then;
 no backend-neutral call does it), and ``alexnet_keras.devices`` checks what the backend then sees.
-The command prints the device it settled on as its first line (stderr; not with ``--json``).
+alexnet-train names the device it settled on in its first line (stderr; not with ``--json``);
+alexnet-eval and alexnet-predict in the first line of their result (an error stays one line).
 """
 
 from __future__ import annotations

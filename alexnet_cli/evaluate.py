@@ -104,10 +104,9 @@ def _eval(args):
         raise UsageError(f"{source} crops {augment.crop}; {variant} reads {spec.input_size}{hint}")
     probabilities = spec.softmax and not options.get("logits", False)
     pipeline = Pipeline(val, augment, train=False, batch_size=args.batch_size)
-    from alexnet_cli.devices import announce, place
+    from alexnet_cli.devices import place
 
     where = place([args.framework], args.device)[args.framework]
-    announce([where], as_json=args.json)
     num_classes = classes or len(val.classes)
     caffe_file = args.weights.endswith(".caffemodel")
     if args.framework == "torch":
@@ -146,7 +145,7 @@ def _eval(args):
         lines.append(f"10 crops:    top-1 {100 * top1:.2f}%, top-5 {100 * top5:.2f}%")
     how = "Caffe's preprocessing" if preprocessing == "caffe" else f"recipe {recipe.name!r}"
     head = f"{args.framework} {variant} {args.weights} on {args.data} ({len(val)} images, {how}):"
-    return EXIT_OK, result, "\n".join([head, *lines])
+    return EXIT_OK, result, "\n".join([f"device: {where.line}", head, *lines])
 
 
 if __name__ == "__main__":

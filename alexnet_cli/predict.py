@@ -175,10 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
         check_variant(args.variant)
-        from alexnet_cli.devices import announce, place
+        from alexnet_cli.devices import place
 
         where = place(frameworks, args.device)
-        announce(where.values(), as_json=args.json)
         from parity.files import preprocessing_for
 
         preprocessing = preprocessing_for(args.weights, args.preprocessing)  # read once, not per image
@@ -197,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         agree = all(r.get("agree", True) for r in results.values())
         payload = {"ok": agree, "variant": models.variant, "weights": models.label, "results": results,
                    "device": {f: p.name for f, p in where.items()}}
-        text = f"AlexNet {models.variant!r}, weights: {models.label}\n\n" + "\n\n".join(
+        text = f"device: {'; '.join(p.line for p in where.values())}\n" \
+               f"AlexNet {models.variant!r}, weights: {models.label}\n\n" + "\n\n".join(
             format_result(image, r) for image, r in results.items())
         return (EXIT_OK if agree else EXIT_DIFFER), payload, text
 

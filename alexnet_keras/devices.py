@@ -47,8 +47,7 @@ def resolve_device(name: str = "auto") -> str:
     if name in ("auto", "cpu"):
         return found[0] if found else "cpu"
     if not found:
-        raise ValueError(f"--device {name}: Keras's {backend} backend sees no GPU "
-                         "(keras.distribution.list_devices('gpu') is empty); use --device cpu or auto")
+        raise ValueError(f"--device {name}: Keras's {backend} backend sees no GPU; use --device cpu or auto")
     if name.partition(":")[2] not in ("", "0"):
         raise ValueError(f"--device {name}: Keras computes on the first GPU it sees, and its {backend} backend "
                          f"has started; start with CUDA_VISIBLE_DEVICES={name.partition(':')[2]} instead")

@@ -278,4 +278,4 @@ def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False)
 
 
 __all__ = ["BatchSequence", "EpochSetter", "PreciseBN", "RunLogger", "compile_for_training", "evaluate", "evaluate_ten_crop",
-           "probability_loss", "ten_crop_probabilities", "train", "update_bn_stats"]
+           "probability_loss", "ten_crop_probabilities", "top5", "train", "update_bn_stats"]

@@ -1,5 +1,6 @@
 """--device in alexnet-train, -eval and -predict (issue 20, item 1): the device chosen and named
-(first line of stderr, run.json), a GPU that is not there refused in one line with nothing written,
+(alexnet-train: the first line of stderr and run.json; -eval and -predict: the first line of their
+result), a GPU that is not there refused in one line with nothing written,
 Keras's GPUs hidden through CUDA_VISIBLE_DEVICES, a run resumed on another device said so.
 
 The machine may or may not have CUDA: the tests that need "no GPU" say so by patching what torch
@@ -61,7 +62,7 @@ def test_keras_takes_the_backends_gpu_and_refuses_one_it_lacks(monkeypatch):
         kd.resolve_device("cpu")  # too late to hide them: said, not ignored
     monkeypatch.setattr(kd, "gpus", lambda: [])
     assert kd.resolve_device("auto") == kd.resolve_device("cpu") == "cpu"
-    with pytest.raises(ValueError, match=r"--device cuda:0: .* sees no GPU .*; use --device cpu or auto"):
+    with pytest.raises(ValueError, match=r"--device cuda:0: .* sees no GPU; use --device cpu or auto"):
         kd.resolve_device("cuda:0")
 
 
@@ -149,7 +150,7 @@ def test_eval_takes_the_device_flag(tmp_path, capsys, no_gpu, framework):
     assert evaluate.main([*argv, "--device", "cuda"]) == EXIT_ERROR
     assert "--device cuda:" in _one_line(capsys.readouterr().err)
     assert evaluate.main([*argv, "--device", "cpu"]) == EXIT_OK
-    assert capsys.readouterr().err.splitlines()[0].startswith(line)
+    assert capsys.readouterr().out.splitlines()[0].startswith(line)  # with the result: an error stays one line
     assert evaluate.main([*argv, "--device", "cpu", "--json"]) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["device"] == "cpu"
 
@@ -164,6 +165,8 @@ def test_predict_takes_the_device_flag(tmp_path, capsys, no_gpu):
     assert "--device cuda:" in _one_line(capsys.readouterr().err)
     assert predict.main([*argv, "--device", "cpu", "--json"]) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["device"] == {"torch": "cpu"}
+    assert predict.main([*argv, "--device", "cpu"]) == EXIT_OK
+    assert capsys.readouterr().out.startswith(f"device: cpu (torch {torch.__version__})\n")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import sys
 
-from alexnet_cli.console import (EXIT_OK, ArgumentParser, UsageError, check_installed, import_frameworks, positive_int,
+from alexnet_cli.console import (EXIT_OK, ArgumentParser, UsageError, check_installed, positive_int,
                                  run, wants, warn_unverified)
+from alexnet_cli.devices import add_device_argument
 from parity.files import TORCH_FORMATS
 
 # The formats each framework reads itself; any other is read by parity.files and ported in memory.
@@ -55,6 +56,7 @@ def parser() -> ArgumentParser:
                         "one: 256x256, BGR, 0..255, mean 104/117/123, center 227 or Caffe's 10 crops), the "
                         "recipe's transform otherwise (torchvision's normalization), and with an explicit --recipe")
     p.add_argument("--batch-size", type=positive_int, default=64)
+    add_device_argument(p)
     p.add_argument("--limit", type=positive_int, metavar="N", help="only N images, every class in its share, drawn with a fixed seed")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -169,19 +171,23 @@ def _eval(args):
         raise UsageError(f"{source} crops {augment.crop}; {variant} reads {spec.input_size}{hint}")
     probabilities = spec.softmax and not options.get("logits", False)
     pipeline = Pipeline(val, augment, train=False, batch_size=args.batch_size)
-    import_frameworks(**needs)
+    from alexnet_cli.devices import place
+
+    where = place([args.framework], args.device, also=[f for f, needed in needs.items() if needed])[args.framework]
     model = load_model(args.framework, args.weights, variant, classes or len(val.classes), options)
     warn_unverified("alexnet-eval", args.weights)
     if args.framework == "torch":
         from alexnet_torch import training
 
-        center = lambda: training.evaluate(model, training.data_loader(pipeline), probabilities=probabilities)  # noqa: E731
+        model.to(where.torch_device)
+        loader = training.data_loader(pipeline, pin_memory=where.on_gpu)
+        center = lambda: training.evaluate(model, loader, probabilities=probabilities)  # noqa: E731
     else:
         from alexnet_keras import training
 
         center = lambda: training.evaluate(model, pipeline, probabilities=probabilities)  # noqa: E731
     result = {"ok": True, "framework": args.framework, "weights": args.weights, "variant": variant,
-              "data": args.data, "images": len(val),
+              "data": args.data, "images": len(val), "device": where.name,
               "preprocessing": "caffe" if preprocessing == "caffe" else f"recipe {recipe.name}"}
     lines = []
     if args.crops in ("center", "both"):
@@ -194,7 +200,7 @@ def _eval(args):
         lines.append(f"10 crops:    top-1 {100 * top1:.2f}%, top-5 {100 * top5:.2f}%")
     how = "Caffe's preprocessing" if preprocessing == "caffe" else f"recipe {recipe.name!r}"
     head = f"{args.framework} {variant} {args.weights} on {args.data} ({len(val)} images, {how}):"
-    return EXIT_OK, result, "\n".join([head, *lines])
+    return EXIT_OK, result, "\n".join([f"device: {where.line}", head, *lines])
 
 
 if __name__ == "__main__":

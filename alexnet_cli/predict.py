@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from alexnet_cli.console import (EXIT_DIFFER, EXIT_OK, ArgumentParser, check_installed, import_frameworks,
-                                 positive_int, run, wants, warn_unverified)
+from alexnet_cli.console import (EXIT_DIFFER, EXIT_OK, ArgumentParser, check_installed, positive_int, run, wants,
+                                 warn_unverified)
+from alexnet_cli.devices import add_device_argument
 
 FRAMEWORKS = ("torch", "keras")
 RANDOM_LABEL = "SEEDED RANDOM WEIGHTS (seed {seed}): not a trained network, the class names are meaningless"
@@ -120,8 +121,10 @@ def classify(models: Models, inputs: dict[str, np.ndarray], top: int = 5) -> dic
     if "torch" in models.models:
         import torch
 
+        model = models.models["torch"]
         with torch.inference_mode():
-            probs["torch"] = _softmax(models.models["torch"](torch.from_numpy(inputs["torch"])).numpy())
+            x = torch.from_numpy(inputs["torch"]).to(next(model.parameters()).device)
+            probs["torch"] = _softmax(model(x).cpu().numpy())
     if "keras" in models.models:
         import keras
 
@@ -162,6 +165,7 @@ def parser() -> ArgumentParser:
                              "BGR, 0..255, mean 104/117/123, 256x256 then center 227), torchvision's otherwise")
     parser.add_argument("--seed", type=int, default=0, help="seed of --weights random")
     parser.add_argument("--top", type=positive_int, default=5, help="how many classes to show (default 5)")
+    add_device_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser
@@ -173,8 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
         check_variant(args.variant)
         # random weights are made in torch, and a weight file is read through parity.files (torch's layout)
-        check_installed(torch="torch" in frameworks or args.weights != "imagenet", keras="keras" in frameworks)
-        import_frameworks(torch="torch" in frameworks, keras="keras" in frameworks)
+        torch_reads = args.weights != "imagenet"
+        check_installed(torch="torch" in frameworks or torch_reads, keras="keras" in frameworks)
+        from alexnet_cli.devices import place
+
+        where = place(frameworks, args.device, also=["torch"] if torch_reads else [])
         from parity.files import preprocessing_for
 
         preprocessing = preprocessing_for(args.weights, args.preprocessing)  # read once, not per image
@@ -189,10 +196,14 @@ def main(argv: list[str] | None = None) -> int:
         models = load_models(frameworks, args.variant, args.weights, args.seed)
         if args.weights not in ("imagenet", "random"):
             warn_unverified("alexnet-predict", args.weights)
+        if "torch" in models.models:
+            models.models["torch"].to(where["torch"].torch_device)
         results = {image: classify(models, x, args.top) for image, x in inputs.items()}
         agree = all(r.get("agree", True) for r in results.values())
-        payload = {"ok": agree, "variant": models.variant, "weights": models.label, "results": results}
-        text = f"AlexNet {models.variant!r}, weights: {models.label}\n\n" + "\n\n".join(
+        payload = {"ok": agree, "variant": models.variant, "weights": models.label, "results": results,
+                   "device": {f: p.name for f, p in where.items()}}
+        text = f"device: {'; '.join(p.line for p in where.values())}\n" \
+               f"AlexNet {models.variant!r}, weights: {models.label}\n\n" + "\n\n".join(
             format_result(image, r) for image, r in results.items())
         return (EXIT_OK if agree else EXIT_DIFFER), payload, text
 

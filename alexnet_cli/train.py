@@ -38,6 +38,7 @@ from alexnet_cli.console import (
     run,
     wants,
 )
+from alexnet_cli.devices import add_device_argument, add_precision_argument
 
 FRAMEWORKS = ("torch", "keras")
 # set by a local multi-worker launcher in its workers' environment: the pid holding their run folder's lock
@@ -86,6 +87,8 @@ def parser() -> ArgumentParser:
     p.add_argument("--fault-timeout", type=positive_float, default=60.0, metavar="SECONDS",
                    help="multi-worker --devices: how long the other workers may take to stop after one dies before "
                         "they are killed (default 60)")
+    add_device_argument(p)
+    add_precision_argument(p)
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="the run's folder")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last epoch")
     p.add_argument("--force", action="store_true", help="replace the run in RUN_DIR")
@@ -172,7 +175,8 @@ def _train_run(args, replicas, argv: list[str]):
                             num_classes=len(train_data.classes),
                             options=runs.model_options(args.variant, recipe.init, args.dropout),
                             lr=recipe.lr if args.lr is None else args.lr,
-                            precise_bn=recipe.precise_bn if args.precise_bn is None else args.precise_bn)
+                            precise_bn=recipe.precise_bn if args.precise_bn is None else args.precise_bn,
+                            precision=args.precision)
     launcher = bool(args.distribute == "multi-worker" and args.devices and not os.environ.get("TF_CONFIG"))
     if args.distribute:
         import_frameworks(keras=True)  # neither TensorFlow nor JAX fixes its devices at import
@@ -182,6 +186,7 @@ def _train_run(args, replicas, argv: list[str]):
             check_backend(args.distribute)  # refuse before any worker starts
         else:
             prepare(args.distribute, args.devices)  # before Keras starts: device counts are fixed then
+    placement, device_line = _place(args, replicas, config)  # before Keras starts: --device cpu hides its GPUs
     # the chief checks and writes the folder; a multi-worker job's other workers only read it to resume
     chief = _chief(args.distribute)
     with _writer_lock(args.out, launcher or (chief and (replicas is None or replicas.main))):
@@ -192,7 +197,10 @@ def _train_run(args, replicas, argv: list[str]):
             stored = runs.prepare(args.out, config, resume=args.resume, force=args.force)
         else:
             stored = runs.read_config(args.out) if args.resume else None
-        return _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, stored)
+        if device_line:
+            _announce(args, config, device_line, replicas)
+        _note_other_device(args, stored, config)
+        return _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, stored, placement)
 
 
 def _settings(args, replicas):
@@ -249,8 +257,9 @@ def _writer_lock(run_dir, writer: bool):
     return lock.hold(run_dir)
 
 
-def _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, stored):
-    """Build the model, start the run (``run.json``) unless it is resumed, train, save the weights."""
+def _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, stored, placement):
+    """Build the model, start the run (``run.json``) unless it is resumed, train, save the weights
+    (``placement``: this process's device, from ``_place``)."""
     from alexnet_training import runs
 
     batch = config.batch_size
@@ -265,6 +274,8 @@ def _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, s
         with strategy.scope():
             model = _build(args.framework, config)
         prepare_model(model, strategy)
+        config.device = ", ".join(strategy.devices)
+        _announce(args, config, strategy.describe())
     else:
         model = _build(args.framework, config)
     if replicas is not None:
@@ -280,7 +291,8 @@ def _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, s
         from alexnet_torch import save_weights
         from alexnet_torch.training import train
         rows = train(model, recipe, train_pipe, val_pipe, args.out, config, resume=stored is not None,
-                     workers=args.workers, progress=progress, epoch_lines=not args.json, replicas=replicas)
+                     workers=args.workers, progress=progress, epoch_lines=not args.json, replicas=replicas,
+                     device=placement.torch_device if placement else None)
         if replicas is not None and not replicas.main:
             return EXIT_OK, {"ok": True, "rank": replicas.rank}, ""
     else:
@@ -311,6 +323,9 @@ def _check_distribute(args) -> None:
     if args.distribute and args.framework != "keras":
         raise UsageError(f"--distribute runs Keras's engines; for --framework {args.framework} see docs/scaling.md "
                          "(torchrun)")
+    if args.distribute and args.device != "auto":
+        raise UsageError(f"--device {args.device}: --distribute picks the devices (--devices, docs/scaling.md); "
+                         "drop --device")
     if args.devices and not args.distribute:
         raise UsageError("--devices says over how many devices to --distribute; add --distribute "
                          "mirrored, multi-worker or data-parallel")
@@ -359,6 +374,46 @@ def _launch_workers(args, worker_args):
     return EXIT_OK, *_summary(args, config, rows, Path(args.out) / runs.FINAL_WEIGHTS, where)
 
 
+def _place(args, replicas, config):
+    """This process's device (``alexnet_cli.devices``), in ``config.device``, before anything is
+    written: (the placement, None where the replicas choose (torchrun, --distribute); the line that
+    names it once the run starts, None where the strategy names it)."""
+    from alexnet_cli.devices import check_precision, place
+
+    if args.distribute:
+        return None, None  # the strategy's devices, once it is made
+    if replicas is not None:
+        if args.device != "auto":
+            raise UsageError(f"--device {args.device}: under torchrun each replica takes cuda:LOCAL_RANK (nccl) "
+                             "or the CPU (gloo); drop --device")
+        from alexnet_torch.devices import describe_device
+
+        config.device = str(replicas.device)
+        check_precision(args.precision, replicas.device.type == "cuda")
+        return None, f"{describe_device(replicas.device)}, rank {replicas.rank} of {replicas.world_size}"
+    where = place([args.framework], args.device)[args.framework]
+    check_precision(args.precision, where.on_gpu)
+    config.device = where.name
+    return where, where.line
+
+
+def _announce(args, config, line, replicas=None):
+    """The device line, once the run can start (the main process of a data-parallel job alone),
+    and fp16's refusal on CPUs."""
+    from alexnet_cli.devices import Placement, announce, check_precision
+
+    check_precision(args.precision, any(k in config.device.lower() for k in ("cuda", "gpu")))
+    if replicas is None or replicas.main:
+        announce([Placement(config.device, line)], as_json=args.json)
+
+
+def _note_other_device(args, stored, config) -> None:
+    """Resuming on another device is allowed (the checkpoint loads onto any), and said."""
+    if stored is not None and stored.device not in ("", config.device):
+        print(f"note: resuming {args.out} on {config.device}; its earlier epochs ran on {stored.device} "
+              "(run.json keeps the device it started on)", file=sys.stderr, flush=True)
+
+
 def _build(framework: str, config):
     if framework == "torch":
         import torch
@@ -370,9 +425,11 @@ def _build(framework: str, config):
     import keras
 
     import alexnet_keras
+    from alexnet_keras.devices import precision_policy
 
     keras.utils.set_random_seed(config.seed)
-    return alexnet_keras.build(config.variant, config.num_classes, **config.options)
+    with precision_policy(config.precision):  # mixed precision is the policy layers are built under
+        return alexnet_keras.build(config.variant, config.num_classes, **config.options)
 
 
 def _plot(args):

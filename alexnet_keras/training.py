@@ -202,20 +202,32 @@ def compile_for_training(model, recipe: Recipe, lr: float | None = None, *,
     cross-entropy on logits; ``probabilities``: the model ends in a softmax
     (:func:`probability_loss`); ``metrics``: top-1 and top-5 for ``fit``'s
     logs (TensorFlow's top-k refuses float64); ``jit_compile``,
-    ``run_eagerly``: ``model.compile``'s."""
+    ``run_eagerly``: ``model.compile``'s. A model built under fp16's policy
+    (``alexnet_keras.devices``) gets a ``LossScaleOptimizer``."""
+    optimizer = keras.optimizers.SGD(
+        learning_rate=recipe.lr if lr is None else lr,
+        momentum=recipe.momentum, weight_decay=recipe.weight_decay or None)
+    if model.dtype_policy.name == "mixed_float16":
+        # the loss scaled up, so float16 gradients do not underflow
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
-        optimizer=keras.optimizers.SGD(
-            learning_rate=recipe.lr if lr is None else lr,
-            momentum=recipe.momentum, weight_decay=recipe.weight_decay or None),
+        optimizer=optimizer,
         loss=probability_loss if probabilities
         else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1"),
-                 keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")]
+                 keras.metrics.MeanMetricWrapper(top5, name="top5")]
         if metrics else None,
         jit_compile=jit_compile,
         run_eagerly=run_eagerly,
     )
     return model
+
+
+def top5(y_true, y_pred):
+    """Keras's top-5 accuracy on float32 scores: TensorFlow's ``in_top_k``
+    refuses the bfloat16/float16 outputs of mixed precision."""
+    return keras.metrics.sparse_top_k_categorical_accuracy(
+        y_true, ops.cast(y_pred, "float32"), k=5)
 
 
 def probability_loss(y_true, y_pred):
@@ -343,4 +355,4 @@ def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False)
 
 __all__ = ["BatchSequence", "EpochSetter", "FiniteLoss", "PreciseBN", "ProgressBar", "RunLogger",
            "compile_for_training", "evaluate", "evaluate_ten_crop", "nonfinite_weights", "probability_loss",
-           "ten_crop_probabilities", "train", "update_bn_stats"]
+           "ten_crop_probabilities", "top5", "train", "update_bn_stats"]

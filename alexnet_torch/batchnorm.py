@@ -32,8 +32,10 @@ class _BiasedRunningVariance:
         with torch.no_grad():
             count.add_(1)
             m = momentum if momentum is not None else 1.0 / float(count)
-            mean.lerp_(x.mean(axes), m)  # (1 - m) * running + m * batch
-            var.lerp_(x.var(axes, unbiased=False), m)  # biased, as Keras
+            # statistics in the buffers' dtype (float32 under autocast too)
+            xs = x.to(mean.dtype)
+            mean.lerp_(xs.mean(axes), m)  # (1 - m) * running + m * batch
+            var.lerp_(xs.var(axes, unbiased=False), m)  # biased, as Keras
         return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0,
                             self.eps)
 # --8<-- [end:biased]

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from alexnet_torch import devices
 from alexnet_torch.optim import DecoupledSGD
 from alexnet_training import runs
 from alexnet_training.augment import Pipeline
@@ -71,9 +72,11 @@ class EpochSampler(Sampler):
         return len(self.pipeline)
 
 
-def data_loader(pipeline: Pipeline, *, workers: int = 0) -> DataLoader:
+def data_loader(pipeline: Pipeline, *, workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """``pin_memory``: batches in page-locked memory, copied to a CUDA device while it computes."""
     dataset, sampler = AugmentedDataset(pipeline), EpochSampler(pipeline)
     return DataLoader(dataset, batch_size=pipeline.batch_size, sampler=sampler, num_workers=workers,
+                      pin_memory=pin_memory,
                       generator=torch.Generator().manual_seed(pipeline.seed))  # leaves the global RNG alone
 
 
@@ -95,38 +98,52 @@ def sgd(model, *, lr: float, momentum: float,
 
 
 def train_step(model, optimizer, images, targets, *,
-               probabilities: bool = False):
+               probabilities: bool = False, autocast=None, scaler=None):
     """One optimizer step on one batch: forward, loss, zero_grad, backward,
     step. Returns the batch's mean loss and the model's output (both
     detached). The loss is cross-entropy on logits; ``probabilities``: the
-    model ends in a softmax, the loss is ``-mean(log p[label])``."""
-    output = model(images)
+    model ends in a softmax, the loss is ``-mean(log p[label])``.
+    ``autocast``: mixed precision's dtype for the forward pass
+    (torch.bfloat16, torch.float16; None: float32), the loss in float32;
+    ``scaler``: float16's ``GradScaler``."""
+    with torch.autocast(images.device.type, dtype=autocast,
+                        enabled=autocast is not None):
+        output = model(images)
+    output = output.float()  # the same tensor when it is float32 already
     if probabilities:
         loss = -torch.log(output.gather(1, targets[:, None])).mean()
     else:
         loss = F.cross_entropy(output, targets)
     optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()  # DecoupledSGD: Keras's weight decay, then SGD's step
+    if scaler is None:
+        loss.backward()
+        optimizer.step()  # DecoupledSGD: Keras's weight decay, then SGD's step
+    else:  # the loss scaled up, so float16 gradients do not underflow
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)  # unscales; skips a step with inf gradients
+        scaler.update()
     return loss.detach(), output.detach()
 # --8<-- [end:train-step]
 
 
 def train_one_epoch(model, optimizer, loader, *, probabilities: bool = False,
                     progress: bool = False, desc: str = "", reduce=None,
-                    guard: bool = True):
+                    guard: bool = True, autocast=None, scaler=None):
     """One pass over ``loader``: mean loss and top-1 accuracy of the training
     batches (``reduce``: sums the loss, hits and count over replicas,
-    ``Replicas.sum``). ``guard``: a nan or inf loss raises ``runs.Diverged``
-    at its step; under ``reduce``, after the sum, so every replica stops."""
+    ``Replicas.sum``; ``autocast``, ``scaler``: :func:`train_step`'s).
+    ``guard``: a nan or inf loss raises ``runs.Diverged`` at its step; under
+    ``reduce``, after the sum, so every replica stops."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     # a replica's GPU under nccl; else the CPU, a no-op
     device = next(model.parameters()).device
     for step, (images, targets) in enumerate(_bar(loader, progress, desc), 1):
-        images, targets = images.to(device), targets.to(device)
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
         loss, output = train_step(model, optimizer, images, targets,
-                                  probabilities=probabilities)
+                                  probabilities=probabilities,
+                                  autocast=autocast, scaler=scaler)
         value = loss.item()
         if guard and reduce is None and not math.isfinite(value):
             raise runs.Diverged(f"the loss is {value}",
@@ -182,15 +199,20 @@ def update_bn_stats(model, batches) -> int:
 
 
 @torch.no_grad()
-def evaluate(model, loader, *, probabilities: bool = False, progress: bool = False, reduce=None):
+def evaluate(model, loader, *, probabilities: bool = False, progress: bool = False, reduce=None,
+             autocast=None):
     """Mean loss, top-1 and top-5 accuracy; ``probabilities``: the model ends in a softmax;
-    ``reduce``: sums over replicas, as in :func:`train_one_epoch`."""
+    ``reduce``: sums over replicas, as in :func:`train_one_epoch`; ``autocast``: the run's mixed
+    precision (as Keras's validation computes in its model's policy), the loss in float32."""
     model.eval()
     total_loss, top1, top5, seen = 0.0, 0, 0, 0
     device = next(model.parameters()).device
     for images, targets in _bar(loader, progress, "eval"):
-        images, targets = images.to(device), targets.to(device)
-        output = model(images)
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            output = model(images)
+        output = output.float()
         logp = torch.log(output.clamp_min(1e-12)) if probabilities else F.log_softmax(output, 1)
         total_loss += F.nll_loss(logp, targets, reduction="sum").item()
         hits = topk_hits(output.float().cpu().numpy(), targets.cpu().numpy())  # float: numpy has no bfloat16
@@ -227,26 +249,35 @@ def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False,
 def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_dir,
           config: runs.RunConfig, *, resume: bool = False, workers: int = 0,
           progress: bool = True, epoch_lines: bool = True,
-          replicas=None) -> list[dict]:
+          replicas=None, device=None) -> list[dict]:
     """Train ``model`` for ``config.epochs`` epochs; checkpoint and metrics in ``run_dir``.
 
     ``progress``: transient bars; ``epoch_lines``: ``runs.epoch_line`` on stderr after each
     epoch. ``replicas`` (``alexnet_torch.distributed.setup()``, under torchrun): this process is one
-    of several data-parallel replicas; the pipelines' batch size is the global batch."""
+    of several data-parallel replicas; the pipelines' batch size is the global batch. ``device``
+    (``alexnet_torch.devices.use_device``): where one process trains (default: where the model is).
+    ``config.precision``: fp32, or bf16/fp16 autocast (``alexnet_torch.devices``)."""
     run_dir = Path(run_dir)
     if replicas is not None:
-        # before the optimizer: a resumed momentum lands on the replica's device
-        model.to(replicas.device)
+        device = replicas.device
+    if device is None:
+        device = next(model.parameters()).device
+    # before the optimizer: a resumed momentum lands on the model's device
+    model.to(device)
     optimizer = sgd(model, lr=config.lr, momentum=recipe.momentum,
                     weight_decay=recipe.weight_decay)
+    amp = devices.autocast_dtype(config.precision)
+    scaler = devices.grad_scaler(device, config.precision)
     rows, start = [], 0
     if resume:
         rows, start = load_checkpoint(run_dir / runs.CHECKPOINTS["torch"], model,
-                                      optimizer, config)
+                                      optimizer, config, scaler=scaler)
     if replicas is None:
         net, reduce, writes = model, None, True
-        train_loader, val_loader = (data_loader(train_data, workers=workers),
-                                    data_loader(val_data, workers=workers))
+        pin = device.type == "cuda"
+        train_loader, val_loader = (
+            data_loader(train_data, workers=workers, pin_memory=pin),
+            data_loader(val_data, workers=workers, pin_memory=pin))
     else:
         net, reduce, writes = replicas.wrap(model), replicas.sum, replicas.main
         train_loader, val_loader = (replicas.loader(train_data, workers=workers),
@@ -264,15 +295,16 @@ def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_d
             with runs.epoch_context(epoch + 1, run_dir, lr):
                 train_loss, train_top1 = train_one_epoch(
                     net, optimizer, train_loader, progress=progress,
-                    desc=f"epoch {epoch + 1}/{config.epochs}", reduce=reduce)
+                    desc=f"epoch {epoch + 1}/{config.epochs}", reduce=reduce,
+                    autocast=amp, scaler=scaler)
                 if replicas is not None:
                     replicas.sync_buffers(model)
                 # every replica computes the same statistics from the same batches
                 if config.precise_bn:
                     update_bn_stats(model, precise_bn_batches(
                         train_data, epoch, config.precise_bn))
-                val_loss, val_top1, val_top5 = evaluate(model, val_loader,
-                                                        reduce=reduce)
+                val_loss, val_top1, val_top5 = evaluate(
+                    model, val_loader, reduce=reduce, autocast=amp)
                 # nothing nan is checkpointed, nor published at the end
                 runs.check_finite("the validation loss", val_loss)
                 runs.check_weights(nonfinite_weights(model))
@@ -284,7 +316,8 @@ def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_d
             # being written
             if writes:
                 save_checkpoint(run_dir / runs.CHECKPOINTS["torch"], model,
-                                optimizer, epoch + 1, rows, config)
+                                optimizer, epoch + 1, rows, config,
+                                scaler=scaler)
                 runs.write_metrics(run_dir, rows)
                 if epoch_lines:
                     print(runs.epoch_line(rows[-1], config.epochs),
@@ -304,14 +337,20 @@ def nonfinite_weights(model) -> list[str]:
             and not torch.isfinite(torch.stack(torch.aminmax(t))).all()]
 
 
-def save_checkpoint(path, model, optimizer, epoch: int, rows: list[dict], config: runs.RunConfig) -> Path:
+def save_checkpoint(path, model, optimizer, epoch: int, rows: list[dict], config: runs.RunConfig, *,
+                    scaler=None) -> Path:
+    """``scaler``: fp16's ``GradScaler``, whose scale and growth count a resumed run continues from."""
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "rows": rows,
              "rng": torch.get_rng_state(), "variant": config.variant, "num_classes": config.num_classes}
+    state |= devices.rng_state(next(model.parameters()).device)  # dropout's generator on CUDA
+    if scaler is not None:
+        state["scaler"] = scaler.state_dict()
     return runs.write_checkpoint(path, lambda tmp: torch.save(state, tmp))
 
 
-def load_checkpoint(path, model, optimizer, config: runs.RunConfig) -> tuple[list[dict], int]:
-    """Verify ``path`` against its sidecar, then load it (``weights_only``: no pickle runs)."""
+def load_checkpoint(path, model, optimizer, config: runs.RunConfig, *, scaler=None) -> tuple[list[dict], int]:
+    """Verify ``path`` against its sidecar, then load it (``weights_only``: no pickle runs) onto the
+    model's device, whichever device the run was saved from."""
     path = Path(path)
     runs.verify_checkpoint(path)
     with runs.reading_checkpoint(path):
@@ -322,6 +361,9 @@ def load_checkpoint(path, model, optimizer, config: runs.RunConfig) -> tuple[lis
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
+        devices.set_rng_state(state, next(model.parameters()).device)
+        if scaler is not None:  # an fp16 run's (the precision is the run's: runs.prepare)
+            scaler.load_state_dict(state["scaler"])
         return list(state["rows"]), int(state["epoch"])
 
 

@@ -32,8 +32,9 @@ from alexnet_spec.files import atomic_replace, atomic_write
 METRICS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr", "seconds")
 RUN_FILE, METRICS_FILE, FINAL_WEIGHTS = "run.json", "metrics.csv", "model.safetensors"
 CHECKPOINTS = {"torch": "checkpoint.pt", "keras": "checkpoint.npz"}
-# what a run may change when resumed: only how long it goes on
-RESUMABLE = ("epochs",)
+# what a run may change when resumed: how long it goes on, and on which device (the checkpoint
+# loads onto any; alexnet-train says so when it differs)
+RESUMABLE = ("epochs", "device")
 
 
 @dataclass
@@ -49,6 +50,8 @@ class RunConfig:
     options: dict
     lr: float
     precise_bn: int = 0  # training samples for precise BatchNorm statistics before each evaluation (0: off)
+    device: str = ""  # where it trained: cpu, cuda:0, gpu:0 ("": a run.json written before devices were recorded)
+    precision: str = "fp32"  # fp32, or mixed precision: bf16, fp16
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"

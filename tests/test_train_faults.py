@@ -66,10 +66,14 @@ def snapshot(folder):
 
 
 def error_line(stderr):
-    """The one error line; any other line on stderr must be an epoch line."""
+    """The one error line; any other line on stderr must be the run's progress: the device line
+    first, then epoch lines."""
     lines = stderr.strip().splitlines()
     errors = [line for line in lines if line.startswith("alexnet-train: error: ")]
-    assert len(errors) == 1 and all(EPOCH_LINE.match(line) for line in lines if line not in errors), stderr
+    progress = [line for line in lines if line not in errors]
+    if progress and progress[0].startswith("device: "):
+        progress = progress[1:]
+    assert len(errors) == 1 and all(EPOCH_LINE.match(line) for line in progress), stderr
     assert "This is a bug" not in errors[0] and "weights_only" not in errors[0]
     return errors[0]
 

@@ -35,6 +35,7 @@ def head_entries(variant: str) -> tuple[Entry, ...]:
     return entries[last_dense:]
 
 
+# --8<-- [start:new-head]
 def new_head(record: Exchange, num_classes: int, seed: int) -> Exchange:
     """``record`` with its head (:func:`head_entries`) replaced by a new one of ``num_classes``
     classes, drawn from ``seed`` alone: one rule, so both frameworks start from the same numbers."""
@@ -56,6 +57,7 @@ def new_head(record: Exchange, num_classes: int, seed: int) -> Exchange:
             raise ValueError(f"{record.variant}: a {entry.kind} layer ({entry.torch}) after the last dense layer "
                              "has no rule for a new head")
     return replace(record, state=state)
+# --8<-- [end:new-head]
 
 
 def frozen_entries(variant: str, part: str) -> tuple[Entry, ...]:

@@ -391,13 +391,15 @@ def test_alexnet_train_from_one_init_takes_the_same_first_steps_in_both_framewor
 
 # Measured (docs/training.md, "One start"): all of the digits, batch 32, dropout 0, the cifar recipe,
 # both frameworks from one init file, epochs 1-3: test top-1 apart by 0.8, 0.3, 1.1 points (seed 0)
-# and SEED1 points (seed 1). From each framework's own initialization the same epochs were up to 8.7
-# points apart. The band sits BAND_WHY.
-VAL_TOP1_BAND = 0.03
+# and 2.2, 1.4, 1.7 points (seed 1; 8, 5, 6 of 359 images). From each framework's own
+# initialization the first two epochs were 8.7 and 4.4 points apart. The band is about twice the
+# largest measured gap: fp32 drift moves single images, a wrong start or other batches move more.
+VAL_TOP1_BAND = 0.04
 
 
 @pytest.mark.slow
 def test_from_one_init_every_epoch_s_val_top1_lands_within_the_measured_band(tmp_path, inits):
+    """Two epochs of the measured runs (seed 0); the fast tier's counterpart is the first-steps check."""
     rows = {}
     for framework in ("torch", "keras"):
         _, _, rows[framework] = train_run(framework, tmp_path / framework, "--epochs", "2", "--batch-size", "32",

@@ -144,7 +144,7 @@ def _eval(args):
     from alexnet_spec import get_spec
     from alexnet_training.augment import Pipeline
     from alexnet_training.data import parse_data, subset
-    from alexnet_training.recipes import CAFFE_TEST, RECIPES, get_recipe
+    from alexnet_training.recipes import CAFFE_TEST, RECIPES, for_network, get_recipe
     from alexnet_cli.parity import parse_options
     from parity.files import format_of, preprocessing_for
 
@@ -154,7 +154,8 @@ def _eval(args):
         raise UsageError(f"--recipe {args.recipe} names the recipe's test-time transform and --preprocessing caffe "
                          "Caffe's; pass one of them")
     variant, options, classes = describe_weights(args.weights, args.variant, parse_options(args.option))
-    recipe = get_recipe(args.recipe or (variant if variant in RECIPES else "cifar"))
+    recipe = for_network(get_recipe(args.recipe or (variant if variant in RECIPES else "cifar")),
+                         get_spec(variant).input_size)
     # an explicit --recipe is the user's choice of transform; auto only decides when none is named
     preprocessing = "torchvision" if args.recipe else preprocessing_for(args.weights, args.preprocessing)
     augment = CAFFE_TEST if preprocessing == "caffe" else recipe.augment

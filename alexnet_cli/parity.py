@@ -53,6 +53,8 @@ def parser() -> ArgumentParser:
     check.add_argument("--engine", default="all", help="with --replicas: one engine (torchrun/gloo, 'tf MirroredStrategy', "
                        "'tf MultiWorkerMirroredStrategy', 'jax DataParallel'), or all (default)")
     check.add_argument("--option", action="append", metavar="KEY=VALUE", help="build option, e.g. lrn=paper")
+    check.add_argument("--init", metavar="FILE", help="with --train-steps: start both frameworks from this weight "
+                                                      "file (alexnet-train init writes one), as alexnet-train --init does")
     check.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
     check.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
@@ -126,6 +128,8 @@ def _check(args):
 
     options = parse_options(args.option)
     rtol = DEFAULT_RTOL if args.rtol is None else args.rtol
+    if args.init and not args.train_steps:
+        raise UsageError("--init FILE is where --train-steps N starts; add --train-steps N")
     if args.replicas:
         return _replicas(args)
     if (args.train_step or args.train_steps) and (args.torch or args.keras or args.size):
@@ -143,8 +147,9 @@ def _check(args):
         if args.train_steps:
             from parity.steps import check_train_steps
 
+            start = _read_init(args.init, variants)
             reports = [check_train_steps(v, steps=args.train_steps, seed=args.seed, batch=args.batch or 16,
-                                         options=options) for v in variants]
+                                         options=options, start=start) for v in variants]
         elif args.train_step:
             reports = [_train_step(v, args, options) for v in variants]
         else:
@@ -153,6 +158,19 @@ def _check(args):
     ok = all(r.ok for r in reports)
     payload = {"ok": ok, "reports": [r.to_dict() for r in reports]}
     return (EXIT_OK if ok else EXIT_DIFFER), payload, "\n\n".join(str(r) for r in reports)
+
+
+def _read_init(path, variants):
+    """The exchange record --init names (None without it), of the one variant checked."""
+    if path is None:
+        return None
+    from parity import files
+
+    record = files.read(path)
+    if tuple(variants) != (record.variant,):
+        raise UsageError(f"{path} holds the {record.variant} network; pass --variant {record.variant} (not --all "
+                         "or another variant)")
+    return record
 
 
 def _replicas(args):

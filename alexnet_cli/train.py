@@ -2,6 +2,8 @@
 
     alexnet-train --framework torch --variant cifar --recipe cifar --data digits --epochs 10 --out runs/torch
     alexnet-train plot runs/torch runs/keras --out curves.png
+    alexnet-train init --variant cifar --seed 0 --out init.safetensors   (then --init init.safetensors, either framework)
+    alexnet-train --framework keras --variant torchvision --weights imagenet --recipe finetune --freeze features ...
     torchrun --standalone --nproc_per_node 2 -m alexnet_cli.train --framework torch --variant cifar ...
     alexnet-train --framework keras --distribute mirrored --devices 2 ...   (docs/scaling.md)
 
@@ -65,7 +67,19 @@ def parser() -> ArgumentParser:
     p.add_argument("--precise-bn", type=non_negative_int, metavar="SAMPLES",
                    help="recompute BatchNorm's moving statistics over this many training samples before each "
                         "evaluation (0: off; default: the recipe's)")
-    p.add_argument("--num-classes", type=positive_int, help="default: the data set's class count (must match it)")
+    p.add_argument("--num-classes", type=positive_int,
+                   help="default: the data set's class count (must match it); when it differs from the --init file's, "
+                        "that file's last layer is replaced by a new one, seeded by --seed")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--init", metavar="FILE",
+                       help="start from these weights of --variant's network, from either framework: .pt, .pth, "
+                            ".safetensors, .keras, .weights.h5 (alexnet-train init writes one)")
+    start.add_argument("--weights", choices=("imagenet",),
+                       help="start from published weights: imagenet is torchvision's IMAGENET1K_V1 (--variant "
+                            "torchvision), downloaded once into torch's cache and hash-checked")
+    p.add_argument("--freeze", choices=("features",),
+                   help="train only the classifier: the convolution layers, and their BatchNorm statistics, stay as "
+                        "they start")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--limit", type=positive_int, metavar="N",
                    help="use N images of each split, every class in its share, drawn with a fixed seed "
@@ -109,11 +123,30 @@ def plot_parser() -> ArgumentParser:
     return p
 
 
+def init_parser() -> ArgumentParser:
+    from alexnet_spec import VARIANTS
+
+    p = ArgumentParser(prog="alexnet-train init",
+                       description="write one initial checkpoint (.safetensors, with its .sha256) that --init gives "
+                                   "to either framework: the variant's initialization, seeded, built by PyTorch")
+    p.add_argument("--variant", required=True, choices=VARIANTS)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--num-classes", type=positive_int, help="default: the variant's (cifar 10, the others 1000)")
+    p.add_argument("--out", required=True, metavar="FILE.safetensors")
+    p.add_argument("--force", action="store_true", help="overwrite FILE")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else list(argv)
     if args_list[:1] == ["plot"]:
         body = lambda: _plot(plot_parser().parse_args(args_list[1:]))
         return run("alexnet-train plot", body, as_json=wants(args_list, "--json"), debug=wants(args_list, "--debug"))
+    if args_list[:1] == ["init"]:
+        body = lambda: _write_init(init_parser().parse_args(args_list[1:]))
+        return run("alexnet-train init", body, as_json=wants(args_list, "--json"), debug=wants(args_list, "--debug"))
     rank = _replica_rank()
     if rank:  # another replica of a torchrun job: rank 0 prints the result, every rank its own error
         with contextlib.redirect_stdout(io.StringIO()):
@@ -177,6 +210,8 @@ def _train_run(args, replicas, argv: list[str]):
                             lr=recipe.lr if args.lr is None else args.lr,
                             precise_bn=recipe.precise_bn if args.precise_bn is None else args.precise_bn,
                             precision=args.precision)
+    # the start's file is read (torch first) before the device is placed: Keras starts after it
+    config, start = _start(args, config)
     launcher = bool(args.distribute == "multi-worker" and args.devices and not os.environ.get("TF_CONFIG"))
     if args.distribute:
         import_frameworks(keras=True)  # neither TensorFlow nor JAX fixes its devices at import
@@ -200,20 +235,20 @@ def _train_run(args, replicas, argv: list[str]):
         if device_line:
             _announce(args, config, device_line, replicas)
         _note_other_device(args, stored, config)
-        return _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, stored, placement)
+        return _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, stored, placement, start)
 
 
 def _settings(args, replicas):
     """The recipe and the global batch, once the settings that need no data agree."""
     from alexnet_spec import get_spec
-    from alexnet_training.recipes import RECIPES, get_recipe
+    from alexnet_training.recipes import for_network, get_recipe
 
-    recipe = get_recipe(args.recipe or (args.variant if args.variant in RECIPES else "cifar"))
     spec = get_spec(args.variant)
+    recipe = for_network(get_recipe(args.recipe or _own_recipe(args.variant)), spec.input_size)
     if recipe.augment.crop != spec.input_size:
         raise UsageError(f"recipe {recipe.name!r} crops {recipe.augment.crop}x{recipe.augment.crop} images; the "
                          f"{args.variant} network reads {spec.input_size}x{spec.input_size}. Use --recipe "
-                         f"{args.variant if args.variant in RECIPES else 'cifar'} or another --variant.")
+                         f"{_own_recipe(args.variant)}, --recipe finetune or another --variant.")
     if args.sync_bn and args.framework != "torch":
         raise UsageError("--sync-bn is for PyTorch replicas under torchrun; Keras synchronizes BatchNorm in its strategies")
     if args.sync_bn and args.variant != "cifar":
@@ -257,9 +292,10 @@ def _writer_lock(run_dir, writer: bool):
     return lock.hold(run_dir)
 
 
-def _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, stored, placement):
+def _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, stored, placement, start):
     """Build the model, start the run (``run.json``) unless it is resumed, train, save the weights
-    (``placement``: this process's device, from ``_place``)."""
+    (``placement``: this process's device, from ``_place``; ``start``: the weights to start from,
+    from ``_start``)."""
     from alexnet_training import runs
 
     batch = config.batch_size
@@ -278,6 +314,7 @@ def _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, s
         _announce(args, config, strategy.describe())
     else:
         model = _build(args.framework, config)
+    _start_weights(model, start, config, resume=stored is not None)
     if replicas is not None:
         replicas.barrier()  # every replica has checked the folder before rank 0 writes into it
         if args.sync_bn:
@@ -430,6 +467,137 @@ def _build(framework: str, config):
     keras.utils.set_random_seed(config.seed)
     with precision_policy(config.precision):  # mixed precision is the policy layers are built under
         return alexnet_keras.build(config.variant, config.num_classes, **config.options)
+
+
+def _own_recipe(variant: str) -> str:
+    """The recipe a run of ``variant`` takes when --recipe is not given: its own, else cifar's."""
+    from alexnet_training.recipes import RECIPES
+
+    return variant if variant in RECIPES else "cifar"
+
+
+def _start(args, config):
+    """Where the run starts: ``config`` with ``--init``/``--weights`` recorded (the file, its sha256,
+    the build options it needs, ``--freeze``), and the weights to load (an exchange record in
+    PyTorch's layout, its head replaced for the run's classes), or None for the framework's own
+    seeded initialization. Every check is done here, before anything is written."""
+    from dataclasses import replace
+
+    from alexnet_spec import checksum
+    from alexnet_training.finetune import new_head
+
+    if args.freeze and args.sync_bn:
+        raise UsageError("--freeze features keeps the frozen BatchNorm layers' statistics, and --sync-bn would "
+                         "replace those layers with ones that update them: leave out one of the two")
+    config = replace(config, freeze=args.freeze or "")
+    if not (args.init or args.weights):
+        return config, None
+    path, digest, label = _start_file(args)
+    from parity import files
+
+    record = files.read(path)  # checks every weight, and the .sha256 beside the file when there is one
+    if record.variant != config.variant:
+        raise ValueError(f"{path} holds the {record.variant} network; this run trains {config.variant}. Pass "
+                         f"--variant {record.variant}, or a file of the {config.variant} network.")
+    if record.preprocessing == "caffe":
+        raise ValueError(f"{path} holds Caffe's weights, which read Caffe's input (BGR, 0..255, mean subtracted); "
+                         "alexnet-train feeds torchvision's normalization, so the network would start on inputs it "
+                         "was not trained for. Start from a file trained with alexnet-train, or --variant "
+                         "torchvision --weights imagenet.")
+    classes = files.num_classes(record)
+    if classes != config.num_classes:
+        if args.num_classes is None:
+            raise ValueError(f"{path} has {classes} classes and {args.data} has {config.num_classes}. Pass "
+                             f"--num-classes {config.num_classes} to replace the file's last layer with a new one "
+                             f"(seeded by --seed), or use data with {classes} classes.")
+        record = new_head(record, config.num_classes, config.seed)
+    # the file's build options that change what the network computes (paper's LRN); whether the
+    # network ends in logits is the run's choice (the loss takes them)
+    options = {**config.options, **{k: v for k, v in record.options.items() if k != "logits"}}
+    return replace(config, init=label, init_sha256=digest or checksum.sha256(path), options=options), record
+
+
+def _start_file(args) -> tuple[str, str | None, str]:
+    """The file ``--init``/``--weights`` names: (path, its sha256 when already computed, what
+    run.json calls it); the frameworks its format needs are imported first."""
+    from parity.files import format_of
+
+    if args.weights:
+        from alexnet_spec.imagenet import IMAGENET1K_V1
+
+        if args.variant != IMAGENET1K_V1.variant:
+            hint = (" The paper network's ImageNet weights are Caffe's bvlc_alexnet, which reads Caffe's input: "
+                    "alexnet-train does not fine-tune from them." if args.variant == "paper" else "")
+            raise UsageError(f"--weights imagenet is torchvision's {IMAGENET1K_V1.name}, the "
+                             f"{IMAGENET1K_V1.variant} network; this run trains {args.variant}. Pass --variant "
+                             f"{IMAGENET1K_V1.variant}, or --init FILE.{hint}")
+        import_frameworks(torch=True)
+        from alexnet_torch.torchvision import pretrained_file
+
+        path, digest = pretrained_file(IMAGENET1K_V1.name, progress=not (args.no_progress or args.json))
+        return str(path), digest, f"imagenet:{IMAGENET1K_V1.name}"
+    keras_file = format_of(args.init) in (".keras", ".weights.h5")
+    if keras_file and args.distribute:
+        raise UsageError(f"reading {args.init} starts Keras before --distribute can set its devices; convert it "
+                         f"first (alexnet-parity port {args.init} init.safetensors) and pass --init "
+                         "init.safetensors")
+    import_frameworks(torch=True, keras=keras_file)
+    return args.init, None, args.init
+
+
+def _start_weights(model, start, config, *, resume: bool) -> None:
+    """Load the start's weights into the built ``model`` (not when resuming: the checkpoint holds
+    the run's own) and freeze the part ``config.freeze`` names, before the optimizer is made."""
+    from alexnet_training.finetune import frozen_entries
+    from parity import files
+
+    frozen = frozen_entries(config.variant, config.freeze) if config.freeze else ()
+    if config.framework == "torch":
+        from alexnet_torch.training import freeze
+
+        if start is not None and not resume:
+            files.load_torch(model, start)
+        freeze(model, [e.torch for e in frozen])
+    else:
+        from alexnet_keras.training import freeze
+
+        if start is not None and not resume:
+            files.load_keras(model, start)
+        freeze(model, [e.keras for e in frozen])
+
+
+def _write_init(args):
+    """``alexnet-train init``: the variant's initialization with ``--seed``, written once so that both
+    frameworks start from the same weights. PyTorch builds it: its seeded CPU generator gives the
+    same numbers on every machine, whereas Keras's initializers draw differently on each backend
+    (TensorFlow, JAX) for one seed; and it is the start a PyTorch run with that seed takes."""
+    import torch
+
+    from alexnet_spec import checksum, get_spec
+    from alexnet_training import runs
+    from alexnet_training.recipes import get_recipe
+
+    if not args.out.endswith(".safetensors"):
+        raise UsageError(f"alexnet-train init writes .safetensors (PyTorch's layout, which both frameworks read); "
+                         f"found {args.out}. Name the file FILE.safetensors.")
+    if Path(args.out).exists() and not args.force:
+        raise FileExistsError(f"{args.out} already exists; refusing to overwrite it. Pass --force to replace it, "
+                              "or choose another --out.")
+    import_frameworks(torch=True)
+    import alexnet_torch
+
+    recipe = get_recipe(_own_recipe(args.variant))  # what a run of the variant starts from by default
+    classes = args.num_classes or get_spec(args.variant).num_classes
+    torch.manual_seed(args.seed)  # as _build seeds a PyTorch run
+    model = alexnet_torch.build(args.variant, classes, **runs.model_options(args.variant, recipe.init))
+    path = alexnet_torch.save_weights(model, args.out, overwrite=args.force, sidecar=True)
+    digest = checksum.verify(path)
+    payload = {"ok": True, "init": str(path), "sha256": digest, "variant": args.variant, "num_classes": classes,
+               "seed": args.seed, "built_by": "torch"}
+    text = (f"wrote {path} ({args.variant}, {classes} classes, PyTorch's initialization, seed {args.seed}; sha256 "
+            f"{digest}). Start either framework from it: alexnet-train --framework torch|keras --variant "
+            f"{args.variant} --init {path} ...")
+    return EXIT_OK, payload, text
 
 
 def _plot(args):

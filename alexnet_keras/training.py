@@ -65,8 +65,9 @@ def update_bn_stats(model, batches) -> int:
     ``batches`` (NHWC arrays), BatchNormalization in training mode, dropout off
     (``alexnet_training.precise_bn``); returns how many layers it set. The model must be a chain of
     layers, as every network here is: each layer is called on the previous one's output."""
-    norms = [layer for layer in model.layers
-             if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [layer for layer in model.layers  # a frozen one keeps its statistics
+             if isinstance(layer, keras.layers.BatchNormalization)
+             and layer.trainable]
     if not norms:
         return 0
     moments = {layer.name: [] for layer in norms}
@@ -79,7 +80,7 @@ def update_bn_stats(model, batches) -> int:
                              "statistics here need a chain of layers")
     for x in batches:
         for layer in chain:
-            if isinstance(layer, keras.layers.BatchNormalization):
+            if layer.name in moments:
                 moments[layer.name].append(
                     batch_moments(np.asarray(x), layer.axis))
                 x = layer(x, training=True)
@@ -192,6 +193,18 @@ class RunLogger(keras.callbacks.Callback):
 
 def _learning_rate(model) -> float:
     return float(np.asarray(model.optimizer.learning_rate))
+
+
+# --8<-- [start:freeze]
+def freeze(model, layers) -> None:
+    """Train none of ``layers`` (layer names, e.g. ``conv1``): ``trainable =
+    False`` before :func:`compile_for_training` (Keras reads it at compile
+    time), so the optimizer never sees their weights, and a BatchNormalization
+    among them runs in inference mode with its moving statistics (Keras's
+    rule; ``alexnet_torch.batchnorm`` follows it)."""
+    for name in layers:
+        model.get_layer(name).trainable = False
+# --8<-- [end:freeze]
 
 
 # --8<-- [start:compile]
@@ -354,5 +367,5 @@ def evaluate_ten_crop(model, pipeline: Pipeline, *, probabilities: bool = False)
 
 
 __all__ = ["BatchSequence", "EpochSetter", "FiniteLoss", "PreciseBN", "ProgressBar", "RunLogger",
-           "compile_for_training", "evaluate", "evaluate_ten_crop", "nonfinite_weights", "probability_loss",
-           "ten_crop_probabilities", "top5", "train", "update_bn_stats"]
+           "compile_for_training", "evaluate", "evaluate_ten_crop", "freeze", "nonfinite_weights",
+           "probability_loss", "ten_crop_probabilities", "top5", "train", "update_bn_stats"]

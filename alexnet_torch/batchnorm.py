@@ -8,6 +8,11 @@ These modules carry Keras's convention so a network trained in either framework 
 network; momentum is PyTorch's (the weight of the new batch: Keras's 0.99 is 0.01 here) and comes
 from the variant's spec. ``state_dict`` keys are the standard ones (weight, bias, running_mean,
 running_var, num_batches_tracked), so checkpoints load into plain ``nn.BatchNorm`` and back.
+
+Frozen, they behave as Keras's ``BatchNormalization`` with ``trainable = False`` does: a layer
+whose weight takes no gradient (``requires_grad_(False)``, ``alexnet_torch.training.freeze``)
+stays in inference mode through ``model.train()``, normalizing with its moving statistics and
+never updating them. (A plain ``nn.BatchNorm`` would go on updating them in training mode.)
 """
 
 from __future__ import annotations
@@ -39,6 +44,16 @@ class _BiasedRunningVariance:
         return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0,
                             self.eps)
 # --8<-- [end:biased]
+
+    def train(self, mode: bool = True):
+        """Frozen (weight without gradient), the layer stays in inference mode, as Keras's."""
+        return super().train(mode and not frozen(self))
+
+
+def frozen(module: nn.Module) -> bool:
+    """Whether a BatchNorm is frozen: its weight takes no gradient."""
+    weight = getattr(module, "weight", None)
+    return weight is not None and not weight.requires_grad
 
 
 class BatchNorm1dKeras(_BiasedRunningVariance, nn.BatchNorm1d):

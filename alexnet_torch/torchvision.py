@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import torch
 from torchvision.models import AlexNet, AlexNet_Weights
@@ -90,3 +91,33 @@ def alexnet_torchvision(
 
         load_weights(model, weights)
     return model
+
+
+def pretrained_file(name: str = "IMAGENET1K_V1", *, progress: bool = True) -> tuple[Path, str]:
+    """torchvision's checkpoint of the published weights ``name`` and its sha256: the file in
+    torch's cache (``$TORCH_HOME/hub/checkpoints``), downloaded there once by torchvision with its
+    hash check. The hash is checked again here on every use (torch checks it only on download),
+    so a truncated or replaced file in the cache is refused before it is read."""
+    from alexnet_spec import checksum
+    from alexnet_spec.imagenet import get_pretrained
+    from alexnet_spec.messages import first_line
+
+    published = get_pretrained(name)
+    path = Path(torch.hub.get_dir()) / "checkpoints" / published.file_name
+    if not path.is_file():
+        try:
+            AlexNet_Weights[name].get_state_dict(progress=progress, check_hash=True, weights_only=True)
+        except (OSError, RuntimeError) as err:  # offline, a proxy, a full disk; RuntimeError: a bad hash
+            raise ValueError(
+                f"could not download {name} ({published.url}): {first_line(err)}. With no network, fetch that "
+                f"file elsewhere and copy it to {path} (torch's cache, $TORCH_HOME/hub/checkpoints), or start "
+                "from a weight file of your own."
+            ) from err
+    digest = checksum.sha256(path)
+    if not digest.startswith(published.sha256_prefix):
+        raise ValueError(
+            f"{path} is not torchvision's {name}: its sha256 starts {digest[:8]}, the name says "
+            f"{published.sha256_prefix}. It is truncated or another file; delete it to download it again, "
+            f"or copy the file from {published.url} there."
+        )
+    return path, digest

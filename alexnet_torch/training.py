@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from alexnet_torch import devices
+from alexnet_torch.batchnorm import frozen
 from alexnet_torch.optim import DecoupledSGD
 from alexnet_training import runs
 from alexnet_training.augment import Pipeline
@@ -161,6 +162,18 @@ def train_one_epoch(model, optimizer, loader, *, probabilities: bool = False,
 # --8<-- [end:train-one-epoch]
 
 
+# --8<-- [start:freeze]
+def freeze(model, layers) -> None:
+    """Train none of ``layers`` (submodule names, e.g. ``features.0``): their
+    parameters take no gradient, so :func:`sgd` leaves them out (weight decay
+    too), and a BatchNorm among them keeps its running statistics
+    (``alexnet_torch.batchnorm``), as Keras's ``trainable = False`` does."""
+    for name in layers:
+        model.get_submodule(name).requires_grad_(False)
+    model.train(model.training)  # a frozen BatchNorm leaves training mode now
+# --8<-- [end:freeze]
+
+
 # --8<-- [start:precise-bn]
 @torch.no_grad()
 def update_bn_stats(model, batches) -> int:
@@ -168,8 +181,8 @@ def update_bn_stats(model, batches) -> int:
     ``batches`` (NHWC numpy arrays), BatchNorm in training mode, dropout off
     (``alexnet_training.precise_bn``); returns how many layers it set. The variance is the biased one
     over thousands of values, what inference divides by, whichever convention training updates with."""
-    layers = [m for m in model.modules()
-              if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    layers = [m for m in model.modules()  # a frozen one keeps its statistics
+              if isinstance(m, nn.modules.batchnorm._BatchNorm) and not frozen(m)]
     if not layers:
         return 0
     moments = {m: [] for m in layers}
@@ -371,5 +384,6 @@ def _bar(iterable, enabled: bool, desc: str):
     return runs.progress_bar(iterable, desc=desc) if enabled else iterable
 
 
-__all__ = ["AugmentedDataset", "EpochSampler", "data_loader", "evaluate", "evaluate_ten_crop", "nonfinite_weights",
-           "sgd", "ten_crop_probabilities", "train", "train_one_epoch", "train_step", "update_bn_stats"]
+__all__ = ["AugmentedDataset", "EpochSampler", "data_loader", "evaluate", "evaluate_ten_crop", "freeze",
+           "nonfinite_weights", "sgd", "ten_crop_probabilities", "train", "train_one_epoch", "train_step",
+           "update_bn_stats"]

@@ -15,12 +15,13 @@ torchvision's recipe, named in both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from alexnet_spec.imagenet import MEAN as IMAGENET_MEAN
 from alexnet_spec.imagenet import STD as IMAGENET_STD
+from alexnet_spec.imagenet import resize_size_for
 from alexnet_training.images import CAFFE_CROP, CAFFE_MEAN_BGR, CAFFE_RESIZE
 
 # ImageNet RGB PCA on [0, 1] values, as fb.resnet.torch's Lighting transform uses them.
@@ -38,10 +39,12 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 class Augment:
     """One sample's way from a stored image (uint8 HWC) to the network's float32 input.
 
+    ``crop``: the network's input side; None: whichever network trains, with ``resize`` ImageNet's
+    256/224 of it (:func:`for_network` makes it concrete: 224 and 256, 227 and 259, 32 and 37).
     ``resize``: shorter side to this many pixels first (None: keep; with ``random_resized``, at test
     time only, as torchvision's eval transform); ``square``: then center-crop a
     square of that side (the paper's 256x256 images); ``pad``: zero-pad each side (CIFAR-style
-    random crops); ``crop``: the network's input side; ``scale``/``ratio``: with ``random_resized``,
+    random crops); ``scale``/``ratio``: with ``random_resized``,
     torchvision's RandomResizedCrop; ``flip``: horizontal reflection with probability 0.5;
     ``lighting``: std of the PCA colour noise (0: none); ``mean``/``std``: per-channel
     normalization, ``(x - mean) / std``, of values in [0, ``max_value``] in the network's channel
@@ -52,7 +55,7 @@ class Augment:
     ``max_value=255`` keeps 0..255 values, so ``mean`` is Caffe's BGR mean and ``std`` 1.
     """
 
-    crop: int
+    crop: int | None
     resize: int | None = None
     square: bool = False
     pad: int = 0
@@ -168,9 +171,34 @@ CIFAR = Recipe(
     accuracy="CIFAR-10: not measured here (no CIFAR-10 on this machine, no network) and no published "
              "number for this network; scikit-learn's digits, measured: see docs/training.md.",
 )
+
+FINETUNE = Recipe(
+    name="finetune",
+    variant="torchvision",
+    lr=0.001, momentum=0.9, weight_decay=0.0, batch_size=32, epochs=25,
+    schedule="step", step=7, gamma=0.1,
+    # crop None: every network's own input size, resized as torchvision's 256 -> 224 (for_network)
+    augment=Augment(crop=None, random_resized=True, flip=True),
+    test_crops="center",
+    precise_bn=8192,
+    source="PyTorch's 'Transfer Learning for Computer Vision' tutorial (Chilamkurthy): SGD lr 0.001, "
+           "momentum 0.9, no weight decay, StepLR step 7 gamma 0.1, 25 epochs; RandomResizedCrop 224 "
+           "and flips, evaluation resize 256 and center crop 224, ImageNet's mean and std (torchvision's "
+           "preprocessing); the Keras guide 'Transfer learning & fine-tuning' for freezing the base",
+    deviations=(
+        "Batch 32 instead of the tutorial's 4 (BatchNorm in the cifar network trains on batch "
+        "statistics).",
+        "The crop is the network's own input (224 torchvision, 227 paper, 32 cifar), with the "
+        "evaluation resize at ImageNet's 256/224 of it.",
+        "Precise BatchNorm statistics before each evaluation (the cifar recipe's reason); a frozen "
+        "BatchNorm keeps its own.",
+    ),
+    accuracy="depends on the starting weights and the data; digits from an init file, measured: see "
+             "docs/training.md (fine-tuning).",
+)
 # --8<-- [end:recipes]
 
-RECIPES: dict[str, Recipe] = {r.name: r for r in (PAPER, TORCHVISION, CIFAR)}
+RECIPES: dict[str, Recipe] = {r.name: r for r in (PAPER, TORCHVISION, CIFAR, FINETUNE)}
 
 
 def get_recipe(name: str) -> Recipe:
@@ -178,6 +206,16 @@ def get_recipe(name: str) -> Recipe:
         return RECIPES[name]
     except KeyError:
         raise ValueError(f"unknown recipe {name!r}; expected one of {', '.join(RECIPES)}") from None
+
+
+def for_network(recipe: Recipe, input_size: int) -> Recipe:
+    """``recipe`` for a network reading ``input_size`` x ``input_size`` images: a recipe written for
+    any network (``augment.crop`` None) crops that size, after a resize to ImageNet's 256/224 of it
+    for evaluation; a recipe written for one network is returned as it is."""
+    if recipe.augment.crop is not None:
+        return recipe
+    augment = replace(recipe.augment, crop=input_size, resize=resize_size_for(input_size))
+    return replace(recipe, augment=augment)
 
 
 def learning_rate(recipe: Recipe, epoch: int, val_top1: list[float] | tuple[float, ...] = (),
@@ -200,4 +238,4 @@ def learning_rate(recipe: Recipe, epoch: int, val_top1: list[float] | tuple[floa
     raise ValueError(f"unknown schedule {recipe.schedule!r}; expected 'step' or 'plateau'")
 
 
-__all__ = ["Augment", "CAFFE_TEST", "RECIPES", "Recipe", "get_recipe", "learning_rate"]
+__all__ = ["Augment", "CAFFE_TEST", "FINETUNE", "RECIPES", "Recipe", "for_network", "get_recipe", "learning_rate"]

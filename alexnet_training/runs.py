@@ -32,9 +32,10 @@ from alexnet_spec.files import atomic_replace, atomic_write
 METRICS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr", "seconds")
 RUN_FILE, METRICS_FILE, FINAL_WEIGHTS = "run.json", "metrics.csv", "model.safetensors"
 CHECKPOINTS = {"torch": "checkpoint.pt", "keras": "checkpoint.npz"}
-# what a run may change when resumed: how long it goes on, and on which device (the checkpoint
-# loads onto any; alexnet-train says so when it differs)
-RESUMABLE = ("epochs", "device")
+# what a run may change when resumed: how long it goes on, on which device (the checkpoint loads
+# onto any; alexnet-train says so when it differs), and where its init file now lies (its sha256
+# must not change)
+RESUMABLE = ("epochs", "device", "init")
 
 
 @dataclass
@@ -52,6 +53,12 @@ class RunConfig:
     precise_bn: int = 0  # training samples for precise BatchNorm statistics before each evaluation (0: off)
     device: str = ""  # where it trained: cpu, cuda:0, gpu:0 ("": a run.json written before devices were recorded)
     precision: str = "fp32"  # fp32, or mixed precision: bf16, fp16
+    # where the weights started (alexnet-train --init / --weights; "" for the framework's own seeded
+    # initialization), the sha256 of that file, and the part trained not at all ("" or "features").
+    # Defaults: run.json files written before these fields read as runs from scratch.
+    init: str = ""
+    init_sha256: str = ""
+    freeze: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"

@@ -221,21 +221,34 @@ def _h5_num_classes(path: Path) -> int | None:
 
 def torch_model(record: Exchange):
     """The record as a torch module of its variant and class count (every weight checked)."""
-    import torch
-
     import alexnet_torch
 
-    module = alexnet_torch.build(record.variant, num_classes=num_classes(record), **record.options)
-    state = {k: torch.from_numpy(np.array(v)) for k, v in record.state.items()}
-    return alexnet_torch.load_state(module, state, source=f"{record.variant} weights")
+    return load_torch(alexnet_torch.build(record.variant, num_classes=num_classes(record), **record.options), record)
 
 
 def keras_model(record: Exchange):
     """The record as a Keras model of its variant and class count (every weight checked)."""
     import alexnet_keras
+
+    return load_keras(alexnet_keras.build(record.variant, num_classes=num_classes(record), **record.options), record)
+
+
+def load_torch(module, record: Exchange):
+    """The record's weights into a built torch ``module`` (any build options, e.g. dropout), every
+    weight checked; nothing is loaded when one does not fit."""
+    import torch
+
+    import alexnet_torch
+
+    state = {k: torch.from_numpy(np.array(v)) for k, v in record.state.items()}
+    return alexnet_torch.load_state(module, state, source=f"{record.variant} weights")
+
+
+def load_keras(model, record: Exchange):
+    """The record's weights into a built Keras ``model``, ported to Keras's layout (every weight
+    checked before any is set)."""
     from alexnet_keras.weights import expected_shapes, set_layer_weights
 
-    model = alexnet_keras.build(record.variant, num_classes=num_classes(record), **record.options)
     return set_layer_weights(model, torch_to_keras_arrays(get_table(record.variant), record.state, expected_shapes(model)))
 
 

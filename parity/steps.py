@@ -426,12 +426,16 @@ def check_train_steps(
     momentum: float = DEFAULT_MOMENTUM,
     weight_decay: float = DEFAULT_WEIGHT_DECAY,
     options: dict | None = None,
+    start=None,
 ) -> StepsReport:
     """Train a freshly initialized ``variant`` (PyTorch's initialization seeded with ``seed``,
     dropout off) for ``steps`` SGD steps in PyTorch (fp32 and float64) and Keras (fp32) from the same
     weights, on the same batches (the ``cifar``
     network: augmented digits from ``alexnet_training.augment``; the others: seeded random images), each
-    run on its own; compare the per-step losses and the final weights."""
+    run on its own; compare the per-step losses and the final weights.
+
+    ``start``: an exchange record (``parity.files.read``, e.g. of ``alexnet-train init``'s file) to
+    start from instead, loaded into each framework's model as ``alexnet-train --init`` loads it."""
     import torch
 
     import alexnet_torch
@@ -442,13 +446,18 @@ def check_train_steps(
 
     if batch < 2:
         raise ValueError(f"batch must be at least 2 (BatchNorm trains on batch statistics); found {batch}")
+    if start is not None:
+        variant = start.variant
     spec, table = get_spec(variant), get_table(variant)
-    torch.manual_seed(seed)  # a training run's start, not parity's randomized statistics
-    module = alexnet_torch.build(variant, dropout=0.0, **(options or {}))
+    if start is None:
+        torch.manual_seed(seed)  # a training run's start, not parity's randomized statistics
+        module = alexnet_torch.build(variant, dropout=0.0, **(options or {}))
+        keras_model = torch_to_keras(module, dropout=0.0)
+    else:
+        module, keras_model = _from_start(start, options)
     probabilities = spec.softmax and not module.options.get("logits", False)
     batches = _run_batches(variant, spec, steps, seed, batch, random_batch)
     t32, t64 = copy.deepcopy(module), copy.deepcopy(module).double()
-    keras_model = torch_to_keras(module, dropout=0.0)
     start = _torch_state(t64)
     train_t32 = _torch_trainer(t32, probabilities, learning_rate, momentum, weight_decay, "decoupled")
     train_t64 = _torch_trainer(t64, probabilities, learning_rate, momentum, weight_decay, "decoupled")
@@ -473,6 +482,18 @@ def check_train_steps(
     settings = {"steps": steps, "batch": batch, "lr": learning_rate, "momentum": momentum, "weight_decay": weight_decay,
                 "data": "digits (augmented, alexnet_training.augment)" if variant == "cifar" else "seeded random images"}
     return StepsReport(variant, losses, weights, drift, settings)
+
+
+def _from_start(start, options):
+    """Both frameworks' models with dropout off, ``start``'s weights loaded as ``alexnet-train
+    --init`` loads them (``parity.files.load_torch``, ``load_keras``)."""
+    import alexnet_keras
+    import alexnet_torch
+    from parity import files
+
+    build = {**start.options, **(options or {}), "num_classes": files.num_classes(start), "dropout": 0.0}
+    return (files.load_torch(alexnet_torch.build(start.variant, **build), start),
+            files.load_keras(alexnet_keras.build(start.variant, **build), start))
 
 
 def _run_batches(variant, spec, steps, seed, batch, random_batch):

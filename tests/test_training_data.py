@@ -146,7 +146,7 @@ def test_image_folder_layout_errors(tmp_path):
 
 
 def test_recipes_cite_sources_and_schedules():
-    assert set(RECIPES) == {"paper", "torchvision", "cifar"}
+    assert set(RECIPES) == {"paper", "torchvision", "cifar", "finetune"}
     for r in RECIPES.values():
         assert r.source and r.deviations and r.accuracy
     assert PAPER.augment.crop == 227 and PAPER.augment.lighting == 0.1 and PAPER.test_crops == "10crop"

@@ -100,8 +100,18 @@ def import_frameworks(*, torch: bool = False, keras: bool = False) -> None:
         import alexnet_torch  # noqa: F401
     if keras and "keras" not in sys.modules:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # what it does silence, it silences
+        tensorflow_defaults()
         with filtered_stderr():
             import keras  # noqa: F401  (imports the backend, TensorFlow by default)
+
+
+def tensorflow_defaults() -> None:
+    """Turn TensorFlow's oneDNN kernels on for the commands, unless the user set
+    ``TF_ENABLE_ONEDNN_OPTS`` (a ``0`` is kept). TensorFlow reads the variable once, when it loads,
+    and by itself turns oneDNN on only on CPUs with AVX-512 VNNI or AMX; without it, on an AMD EPYC,
+    Keras's training steps ran 2.5x slower (docs/benchmarks.md). Only the commands call this:
+    importing the library leaves the environment alone."""
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 @contextlib.contextmanager

@@ -84,7 +84,9 @@ def parser() -> ArgumentParser:
     p.add_argument("--limit", type=positive_int, metavar="N",
                    help="use N images of each split, every class in its share, drawn with a fixed seed "
                         "(smoke runs and tests)")
-    p.add_argument("--workers", type=non_negative_int, default=0, help="torch: DataLoader worker processes")
+    p.add_argument("--workers", type=non_negative_int, default=0,
+                   help="processes that build the batches (default 0: the main process), in both frameworks: "
+                        "torch DataLoader workers, Keras PyDataset workers; the batches do not depend on it")
     p.add_argument("--sync-bn", action="store_true",
                    help="torch under torchrun, cifar: BatchNorm over the global batch (as one process), not each "
                         "replica's share")
@@ -336,7 +338,7 @@ def _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, s
         from alexnet_keras import save_weights
         from alexnet_keras.training import train
         rows = train(model, recipe, train_pipe, val_pipe, args.out, config, resume=stored is not None,
-                     progress=progress, epoch_lines=not args.json, replicas=strategy)
+                     workers=args.workers, progress=progress, epoch_lines=not args.json, replicas=strategy)
         if not chief:
             return EXIT_OK, {"ok": True, "chief": False, "metrics": rows}, f"{strategy.describe()}: done"
     weights = save_weights(model, Path(args.out) / runs.FINAL_WEIGHTS, overwrite=True, sidecar=True)

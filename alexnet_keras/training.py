@@ -35,9 +35,15 @@ from alexnet_training.recipes import Recipe, learning_rate
 
 
 class BatchSequence(keras.utils.PyDataset):
-    """``Pipeline`` as a ``PyDataset``: batch ``number`` of the current epoch, NHWC."""
+    """``Pipeline`` as a ``PyDataset``: batch ``number`` of the current epoch, NHWC.
 
-    def __init__(self, pipeline: Pipeline, **kwargs) -> None:
+    ``workers``: processes that build the batches, as PyTorch's ``DataLoader`` workers (0: the
+    main process builds them). Keras starts them when an epoch's first batch is asked for, after
+    :class:`EpochSetter` has set the epoch, so they read that epoch's batches."""
+
+    def __init__(self, pipeline: Pipeline, *, workers: int = 0, **kwargs) -> None:
+        if workers:
+            kwargs |= {"workers": workers, "use_multiprocessing": True}
         super().__init__(**kwargs)
         self.pipeline, self.epoch = pipeline, 0
 
@@ -254,20 +260,22 @@ def probability_loss(y_true, y_pred):
 
 # --8<-- [start:train]
 def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_dir,
-          config: runs.RunConfig, *, resume: bool = False, progress: bool = True,
-          epoch_lines: bool = True, replicas=None) -> list[dict]:
+          config: runs.RunConfig, *, resume: bool = False, workers: int = 0,
+          progress: bool = True, epoch_lines: bool = True, replicas=None) -> list[dict]:
     """Train ``model`` for ``config.epochs`` epochs; checkpoint and metrics in ``run_dir``.
 
-    ``progress``: transient bars; ``epoch_lines``: ``runs.epoch_line`` on stderr after each epoch
-    (the chief's). ``replicas`` (``alexnet_keras.distributed.replicas``): the model was built in
-    its scope; the optimizer is made there too, and only its chief writes files."""
+    ``workers``: processes building the batches (:class:`BatchSequence`). ``progress``: transient
+    bars; ``epoch_lines``: ``runs.epoch_line`` on stderr after each epoch (the chief's).
+    ``replicas`` (``alexnet_keras.distributed.replicas``): the model was built in its scope; the
+    optimizer is made there too, and only its chief writes files."""
     with replicas.scope() if replicas else contextlib.nullcontext():
         compile_for_training(model, recipe, config.lr)
         rows, start = [], 0
         if resume:
             rows, start = load_checkpoint(
                 Path(run_dir) / runs.CHECKPOINTS["keras"], model, config)
-    train_seq, val_seq = BatchSequence(train_data), BatchSequence(val_data)
+    train_seq = BatchSequence(train_data, workers=workers)
+    val_seq = BatchSequence(val_data, workers=workers)
     schedule = keras.callbacks.LearningRateScheduler(
         lambda epoch, lr: learning_rate(
             recipe, epoch, [r["val_top1"] for r in rows], lr=config.lr))

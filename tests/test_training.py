@@ -54,6 +54,44 @@ def test_torch_dataloader_with_workers_yields_the_keras_pydataset_batches():
     assert not np.array_equal(torch_batches[0][0][0], torch_batches[1][0][0])
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_keras_fit_with_worker_processes_trains_on_the_pipelines_batches(tmp_path, workers):
+    """``alexnet_keras.training.train(workers=N)``: fit's steps get ``Pipeline.batch(number, epoch)``
+    in order, epoch after epoch, whether the main process or N worker processes build them (the
+    workers start after EpochSetter has set the epoch, or epoch 1 would get epoch 0's crops)."""
+    import keras
+
+    from alexnet_keras.training import train
+
+    class Recorder(keras.Model):
+        """A small network that keeps every batch it trains on (eagerly, so the arrays are real)."""
+
+        def __init__(self):
+            super().__init__()
+            self.pool, self.dense, self.batches = keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10), []
+
+        def call(self, x, training=False):
+            if training and not keras.utils.is_keras_tensor(x):
+                self.batches.append(keras.ops.convert_to_numpy(x))
+            return self.dense(self.pool(x))
+
+        def compile(self, **kwargs):
+            super().compile(**kwargs | {"run_eagerly": True, "jit_compile": False})
+
+    train_data, val_data = load_digits()
+    pipeline = Pipeline(subset(train_data, 100), CIFAR.augment, train=True, seed=7, batch_size=16)
+    val = Pipeline(subset(val_data, 20), CIFAR.augment, train=False, seed=7, batch_size=16)
+    config = runs.RunConfig(framework="keras", variant="cifar", recipe="cifar", data="digits", epochs=2,
+                            batch_size=16, seed=7, num_classes=10, options={}, lr=0.01)
+    model = Recorder()
+    model(np.zeros((1, 32, 32, 3), np.float32))  # built: fit's first call is its first step
+    train(model, CIFAR, pipeline, val, tmp_path, config, workers=workers, progress=False)
+    expected = [pipeline.batch(number, epoch)[0] for epoch in (0, 1) for number in range(pipeline.num_batches)]
+    assert len(model.batches) == len(expected) == 12
+    for seen, batch in zip(model.batches, expected):
+        np.testing.assert_array_equal(seen, batch)
+
+
 def _wait_for_epoch(proc, metrics, epoch, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -52,6 +52,14 @@ class PretrainedWeights:
         """File name of the converted weights in the Keras cache (``weights="imagenet"``)."""
         return f"alexnet_{self.variant}_{self.name.lower()}.safetensors"
 
+    def file_digest(self, path: str | os.PathLike) -> tuple[str, bool]:
+        """``path``'s sha256, and whether it starts with the prefix this file's name carries
+        (torchvision checks it only when it downloads; a cached or copied file is checked here)."""
+        from alexnet_spec import checksum
+
+        digest = checksum.sha256(path)
+        return digest, digest.startswith(self.sha256_prefix)
+
     def port_command(self, target: str | os.PathLike) -> str:
         return f"alexnet-parity port --variant {self.variant} --weights {self.name} {target}"
 

@@ -98,7 +98,6 @@ def pretrained_file(name: str = "IMAGENET1K_V1", *, progress: bool = True) -> tu
     torch's cache (``$TORCH_HOME/hub/checkpoints``), downloaded there once by torchvision with its
     hash check. The hash is checked again here on every use (torch checks it only on download),
     so a truncated or replaced file in the cache is refused before it is read."""
-    from alexnet_spec import checksum
     from alexnet_spec.imagenet import get_pretrained
     from alexnet_spec.messages import first_line
 
@@ -113,8 +112,8 @@ def pretrained_file(name: str = "IMAGENET1K_V1", *, progress: bool = True) -> tu
                 f"file elsewhere and copy it to {path} (torch's cache, $TORCH_HOME/hub/checkpoints), or start "
                 "from a weight file of your own."
             ) from err
-    digest = checksum.sha256(path)
-    if not digest.startswith(published.sha256_prefix):
+    digest, matches = published.file_digest(path)
+    if not matches:
         raise ValueError(
             f"{path} is not torchvision's {name}: its sha256 starts {digest[:8]}, the name says "
             f"{published.sha256_prefix}. It is truncated or another file; delete it to download it again, "

@@ -129,13 +129,12 @@ def check_published_file(path) -> bool:
     """A file named like a published checkpoint (alexnet-owt-7be5be79.pth) must carry the hash
     prefix in its name, as torchvision checks on download: a manual download is checked too.
     True when ``path`` was such a file (and so verified)."""
-    from alexnet_spec import checksum
     from alexnet_spec.imagenet import PRETRAINED
 
     for weights in PRETRAINED.values():
         if Path(path).name == weights.file_name and Path(path).is_file():
-            found = checksum.sha256(path)
-            if not found.startswith(weights.sha256_prefix):
+            found, matches = weights.file_digest(path)
+            if not matches:
                 raise ValueError(
                     f"{path} is named like torchvision's {weights.name} checkpoint but its sha256 is {found}, "
                     f"not {weights.sha256_prefix}...: it is truncated or another file. Download it again "

@@ -261,7 +261,8 @@ def probability_loss(y_true, y_pred):
 # --8<-- [start:train]
 def train(model, recipe: Recipe, train_data: Pipeline, val_data: Pipeline, run_dir,
           config: runs.RunConfig, *, resume: bool = False, workers: int = 0,
-          progress: bool = True, epoch_lines: bool = True, replicas=None) -> list[dict]:
+          progress: bool = True, epoch_lines: bool = True,
+          replicas=None) -> list[dict]:
     """Train ``model`` for ``config.epochs`` epochs; checkpoint and metrics in ``run_dir``.
 
     ``workers``: processes building the batches (:class:`BatchSequence`). ``progress``: transient

@@ -10,7 +10,7 @@ import tempfile
 
 import pytest
 
-from tests.docs_tools import DOCS, PAGES, ROOT, blocks, section, snippet_includes
+from tests.docs_tools import DOCS, PAGES, ROOT, SNIPPET, blocks, section, snippet_includes
 
 # Languages shown but not run: shell sessions, CI files, program output.
 SHOWN_ONLY = {"console", "yaml", "text"}
@@ -118,3 +118,57 @@ def test_ci_jobs_run_the_real_cli(tmp_path, monkeypatch, capsys):
         assert code == 0, f"{line!r} exited {code}:\n{out}"
         if target:
             assert json.loads(out)["ok"] is True
+
+
+# The code a side-by-side column shows without scrolling at 1366 px (test_docs_site measures it in
+# Chromium, in the slow tier): 83 characters fit, 88 did not. Comments and docstrings wrap there.
+COLUMN_CHARACTERS = 84
+
+
+def _side_by_side_includes(page):
+    """The (path, section) includes inside a page's ``<div class="side-by-side">`` columns."""
+    depth, found = 0, []
+    for line in page.read_text().splitlines():
+        if depth == 0 and 'class="side-by-side"' in line:
+            depth = 1
+            continue
+        if depth:
+            depth += line.count("<div") - line.count("</div>")
+            match = SNIPPET.match(line)
+            if match and match.group("section"):
+                found.append((match.group("path"), match.group("section")))
+    return found
+
+
+def _code_too_wide(code: str, width: int) -> list[str]:
+    """Lines of ``code`` whose code (not a comment or a docstring, which wrap) passes ``width``."""
+    import io
+    import tokenize
+
+    prose: set[int] = set()  # lines inside a docstring
+    comment_at: dict[int, int] = {}  # line -> column where its comment starts
+    previous = tokenize.NEWLINE
+    for token in tokenize.generate_tokens(io.StringIO(code).readline):
+        if token.type == tokenize.COMMENT:
+            comment_at[token.start[0]] = token.start[1]
+        elif token.type == tokenize.STRING and previous in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT):
+            prose |= set(range(token.start[0], token.end[0] + 1))
+        if token.type not in (tokenize.COMMENT, tokenize.NL):
+            previous = token.type
+    wide = []
+    for number, line in enumerate(code.splitlines(), 1):
+        shown = line[: comment_at.get(number, len(line))].rstrip()
+        if number not in prose and len(shown) > width:
+            wide.append(f"{len(shown)} characters: {line.strip()}")
+    return wide
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if _side_by_side_includes(p)], ids=lambda p: p.name)
+def test_side_by_side_code_fits_its_column(page):
+    """The fast tier's early warning for test_docs_site's 1366 px check: no code line in a
+    side-by-side column is longer than a column shows."""
+    for path, name in _side_by_side_includes(page):
+        if path.startswith("docs/assets/generated/"):
+            continue
+        wide = _code_too_wide(section(ROOT / path, name), COLUMN_CHARACTERS)
+        assert not wide, f"{page.name} shows {path}:{name}; wrap these lines:\n" + "\n".join(wide)

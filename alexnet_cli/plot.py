@@ -63,7 +63,7 @@ def figure_runs(run_dirs: list[str | os.PathLike], *, title: str = ""):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
     loaded = []
     for run_dir in run_dirs:
@@ -87,7 +87,9 @@ def figure_runs(run_dirs: list[str | os.PathLike], *, title: str = ""):
     plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.6 and 2 rather than 6x10^-1 and 2x10^0
     low, high = ax_loss.get_ylim()
     ax_loss.yaxis.set_major_formatter(plain)
-    ax_loss.yaxis.set_minor_formatter(plain if high < 10 * low else NullFormatter())  # within a decade
+    if high >= 10 * low:  # across decades: label 2x and 5x as well, so more than one tick has a number
+        ax_loss.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+    ax_loss.yaxis.set_minor_formatter(plain if high < 1000 * low else NullFormatter())
     ax_acc.set(xlabel="epoch", ylabel="top-1 accuracy (%)")
     styles = [Line2D([], [], color="black", linestyle=TRAIN_STYLE, label="train"),
               Line2D([], [], color="black", linestyle=VAL_STYLE, label="validation")]

@@ -97,3 +97,21 @@ def test_train_is_solid_validation_dashed_one_colour_per_run_in_its_frameworks_f
     assert list(ax_loss.get_lines()[1].get_ydata()) == [r["val_loss"] for r in rows]
     assert list(ax_acc.get_lines()[0].get_ydata()) == [100 * r["train_top1"] for r in rows]
     plt.close(fig)
+
+
+def test_the_loss_axis_numbers_at_least_two_ticks_within_and_across_decades(tmp_path):
+    """A loss from 2.2 down to 0.15 crosses one power of ten: labelled powers of ten alone would
+    leave one number (1) on the axis."""
+    import matplotlib.pyplot as plt
+
+    from alexnet_cli.plot import figure_runs
+
+    for epochs in (3, 14):  # 2.2 .. 0.67 within a decade; 2.2 .. 0.14 across one
+        fig = figure_runs([_run(tmp_path / f"e{epochs}" / "torch", "torch", epochs=epochs)])
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        low, high = ax.get_ylim()
+        labelled = [t for t in ax.yaxis.get_majorticklabels() + ax.yaxis.get_minorticklabels()
+                    if t.get_text() and low <= t.get_position()[1] <= high]
+        assert len(labelled) >= 2, (epochs, [t.get_text() for t in labelled])
+        plt.close(fig)

@@ -2,7 +2,7 @@
 
 The batches come from ``alexnet_training.augment.Pipeline`` (numpy, seeded by seed, epoch and index),
 the same arrays the PyTorch loop's ``DataLoader`` yields. The numbers come from an
-``alexnet_training.recipes.Recipe``: ``keras.optimizers.SGD`` with its own (decoupled) weight decay,
+``alexnet_training.recipes.Recipe``: Keras's SGD with its own (decoupled) weight decay (``alexnet_keras.optim``),
 the learning rate set each epoch by ``keras.callbacks.LearningRateScheduler`` from the recipe's
 schedule.
 
@@ -27,6 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from alexnet_keras.optim import SGD
 from alexnet_training import runs
 from alexnet_training.augment import Pipeline
 from alexnet_training.metrics import log_softmax, topk_hits
@@ -217,13 +218,14 @@ def freeze(model, layers) -> None:
 def compile_for_training(model, recipe: Recipe, lr: float | None = None, *,
                          probabilities: bool = False, metrics: bool = True,
                          jit_compile="auto", run_eagerly: bool = False):
-    """SGD with the recipe's momentum and (decoupled) weight decay, and
+    """SGD with the recipe's momentum and (decoupled) weight decay (Keras's,
+    its update compiled by XLA: ``alexnet_keras.optim``), and
     cross-entropy on logits; ``probabilities``: the model ends in a softmax
     (:func:`probability_loss`); ``metrics``: top-1 and top-5 for ``fit``'s
     logs (TensorFlow's top-k refuses float64); ``jit_compile``,
     ``run_eagerly``: ``model.compile``'s. A model built under fp16's policy
     (``alexnet_keras.devices``) gets a ``LossScaleOptimizer``."""
-    optimizer = keras.optimizers.SGD(
+    optimizer = SGD(
         learning_rate=recipe.lr if lr is None else lr,
         momentum=recipe.momentum, weight_decay=recipe.weight_decay or None)
     if model.dtype_policy.name == "mixed_float16":

@@ -13,11 +13,17 @@ framework's loop with the guard and without it, paired call by call, reported as
 two times (PyTorch: ``train_one_epoch(guard=...)``, one ``math.isfinite`` a step; Keras: ``fit``
 with and without ``alexnet_keras.training.FiniteLoss``, which reads the loss after every batch),
 and the once-an-epoch check of every weight before the checkpoint (``nonfinite_weights``).
+
+The epoch rows (:func:`measure_epochs`) time one whole epoch of each framework's shipped training
+loop on the same batches (the cifar network on the digits, precise BN and evaluation included),
+the frameworks alternating, and break it into its parts: the data, the steps, precise BN,
+evaluation, and the loop's own cost.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 
 import numpy as np
 
@@ -94,7 +100,7 @@ STEPS = {"torch": ("SGD step", torch_step), "keras": ("train_on_batch", keras_st
 GUARD_STEPS = 4  # batches per timed call of the guard rows
 
 
-def torch_epochs(variant: str, x_nchw: np.ndarray, y: np.ndarray, steps: int = GUARD_STEPS):
+def torch_loops(variant: str, x_nchw: np.ndarray, y: np.ndarray, steps: int = GUARD_STEPS):
     """Three zero-argument calls on one model: ``train_one_epoch`` over ``steps`` batches with the
     guard, the same without it, and the epoch's check of the weights."""
     import torch
@@ -123,7 +129,7 @@ def keras_fits(variant: str, x_nchw: np.ndarray, y: np.ndarray, steps: int = GUA
     return lambda: fit([FiniteLoss()]), lambda: fit([]), lambda: nonfinite_weights(model)
 
 
-GUARDS = {"torch": ("train_one_epoch", torch_epochs), "keras": ("fit", keras_fits)}
+GUARDS = {"torch": ("train_one_epoch", torch_loops), "keras": ("fit", keras_fits)}
 
 
 def measure_training(variants=TRAINING_VARIANTS, frameworks=("torch", "keras"), *, batch: int = TRAINING_BATCH,
@@ -202,5 +208,6 @@ def training_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["GUARD_STEPS", "STEP_FLOPS", "TRAINING_BATCH", "TRAINING_VARIANTS", "guard_table", "keras_fits",
-           "keras_step", "measure_guard", "measure_training", "torch_epochs", "torch_step", "training_table"]
+__all__ = ["EPOCH_GOAL", "EPOCH_VARIANT", "GUARD_STEPS", "STEP_FLOPS", "TRAINING_BATCH", "TRAINING_VARIANTS",
+           "epoch_setup", "epoch_table", "guard_table", "keras_epochs", "keras_fits", "keras_step", "measure_epochs",
+           "measure_guard", "measure_training", "torch_epochs", "torch_loops", "torch_step", "training_table"]

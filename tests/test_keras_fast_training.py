@@ -68,6 +68,28 @@ def test_sgd_runs_keras_own_ops_eagerly_and_under_a_strategy():
     assert _xla_calls(step.get_concrete_function(grads).graph) == 0
 
 
+def test_fp16s_loss_scale_wrapper_takes_the_same_steps_around_it():
+    """``compile_for_training`` wraps the optimizer in a ``LossScaleOptimizer`` under fp16's policy
+    (GPUs only): wrapped, the fused update runs inside the wrapper's finite-gradients branch and
+    steps as the wrapped ``keras.optimizers.SGD`` does (float32 variables, scaled gradients)."""
+    rng = np.random.default_rng(1)
+    shapes = [(64, 32), (32,)]
+    start = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) * 0.1 for s in shapes] for _ in range(3)]
+    weights = {}
+    for cls in (keras.optimizers.SGD, SGD):
+        variables = [keras.Variable(w) for w in start]
+        optimizer = keras.optimizers.LossScaleOptimizer(cls(learning_rate=0.01, momentum=0.9, weight_decay=5e-4))
+        optimizer.build(variables)
+        step = _graph_step(optimizer, variables)
+        for g in grads:
+            step([tf.constant(x * float(optimizer.dynamic_scale.numpy())) for x in g])
+        weights[cls] = [v.numpy() for v in variables]
+    for ours, theirs, first in zip(weights[SGD], weights[keras.optimizers.SGD], start):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
+        assert np.abs(ours - first).max() > 1e-3  # it stepped, unscaled
+
+
 def test_precise_statistics_come_from_one_compiled_call_per_batch_traced_once_per_model():
     """update_bn_stats runs the network through Keras's compiled predict, not layer by layer in
     Python: a BatchNormalization's ``call`` runs while Keras builds and traces, not once per batch,

@@ -2,7 +2,7 @@
 
 The batches come from ``alexnet_training.augment.Pipeline`` (numpy, seeded by seed, epoch and index),
 the same arrays the PyTorch loop's ``DataLoader`` yields. The numbers come from an
-``alexnet_training.recipes.Recipe``: ``keras.optimizers.SGD`` with its own (decoupled) weight decay,
+``alexnet_training.recipes.Recipe``: Keras's SGD with its own (decoupled) weight decay (``alexnet_keras.optim``),
 the learning rate set each epoch by ``keras.callbacks.LearningRateScheduler`` from the recipe's
 schedule.
 
@@ -21,12 +21,14 @@ import json
 import math
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import keras
 import numpy as np
 from keras import ops
 
+from alexnet_keras.optim import SGD
 from alexnet_training import runs
 from alexnet_training.augment import Pipeline
 from alexnet_training.metrics import log_softmax, topk_hits
@@ -76,7 +78,44 @@ def update_bn_stats(model, batches) -> int:
              and layer.trainable]
     if not norms:
         return 0
-    moments = {layer.name: [] for layer in norms}
+    moments = [[] for _ in norms]
+    probe = _bn_inputs_model(model, norms)
+    for x in batches:
+        # one compiled call, not layer by layer; a list even for one layer
+        inputs = keras.tree.flatten(probe.predict_on_batch(x))
+        for found, layer, value in zip(moments, norms, inputs):
+            found.append(batch_moments(value, layer.axis))
+    for layer, found in zip(norms, moments):
+        mean, var = combine_moments(found)
+        with np.errstate(over="ignore"):  # an inf the run's guard reports
+            layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
+            layer.moving_variance.assign(
+                var.astype(layer.moving_variance.dtype))
+    return len(norms)
+
+
+class InTraining(keras.layers.Layer):
+    """Calls ``layer`` in training mode whatever mode the model runs in."""
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(name=f"{layer.name}_in_training", **kwargs)
+        self.layer = layer
+
+    def call(self, x):
+        return self.layer(x, training=True)
+
+
+_PROBES = weakref.WeakKeyDictionary()  # model -> (its norms' names, _bn_inputs_model)
+
+
+def _bn_inputs_model(model, norms):
+    """``model``'s own layers up to its last BatchNormalization, as a model
+    whose outputs are each BatchNormalization's input: those run in training
+    mode, every other layer in inference mode (``predict``'s). Built once per
+    model, so Keras traces its predict function once."""
+    names = tuple(layer.name for layer in norms)  # which ones are trainable
+    if model in _PROBES and _PROBES[model][0] == names:
+        return _PROBES[model][1]
     chain = [layer for layer in model.layers
              if not isinstance(layer, keras.layers.InputLayer)]
     for before, after in zip(chain, chain[1:]):
@@ -84,21 +123,16 @@ def update_bn_stats(model, batches) -> int:
             raise ValueError(f"{model.name}: {after.name} does not read "
                              f"{before.name}'s output; precise BatchNorm "
                              "statistics here need a chain of layers")
-    for x in batches:
-        for layer in chain:
-            if layer.name in moments:
-                moments[layer.name].append(
-                    batch_moments(np.asarray(x), layer.axis))
-                x = layer(x, training=True)
-            else:
-                x = layer(x, training=False)
-    for layer in norms:
-        mean, var = combine_moments(moments[layer.name])
-        with np.errstate(over="ignore"):  # an inf the run's guard reports
-            layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
-            layer.moving_variance.assign(
-                var.astype(layer.moving_variance.dtype))
-    return len(norms)
+    x = inputs = keras.Input(batch_shape=model.inputs[0].shape,
+                             dtype=model.inputs[0].dtype)
+    outputs = []
+    for layer in chain[:chain.index(norms[-1]) + 1]:
+        if any(layer is norm for norm in norms):  # not a frozen one
+            outputs.append(x)
+            layer = InTraining(layer)
+        x = layer(x)
+    _PROBES[model] = names, keras.Model(inputs, outputs)
+    return _PROBES[model][1]
 
 
 class PreciseBN(keras.callbacks.Callback):
@@ -217,13 +251,14 @@ def freeze(model, layers) -> None:
 def compile_for_training(model, recipe: Recipe, lr: float | None = None, *,
                          probabilities: bool = False, metrics: bool = True,
                          jit_compile="auto", run_eagerly: bool = False):
-    """SGD with the recipe's momentum and (decoupled) weight decay, and
+    """SGD with the recipe's momentum and (decoupled) weight decay (Keras's,
+    its update compiled by XLA: ``alexnet_keras.optim``), and
     cross-entropy on logits; ``probabilities``: the model ends in a softmax
     (:func:`probability_loss`); ``metrics``: top-1 and top-5 for ``fit``'s
     logs (TensorFlow's top-k refuses float64); ``jit_compile``,
     ``run_eagerly``: ``model.compile``'s. A model built under fp16's policy
     (``alexnet_keras.devices``) gets a ``LossScaleOptimizer``."""
-    optimizer = keras.optimizers.SGD(
+    optimizer = SGD(
         learning_rate=recipe.lr if lr is None else lr,
         momentum=recipe.momentum, weight_decay=recipe.weight_decay or None)
     if model.dtype_policy.name == "mixed_float16":

@@ -1,8 +1,11 @@
 """``python -m benchmarks.run``: every variant in both frameworks, every mode, one run.
 
-A full run takes about ten minutes on two cores; ``--quick`` takes two or three. ``--only
-training`` runs just the training steps (``benchmarks.training``), whose rows go under the JSON's
-``training`` key.
+A full run takes about fifteen minutes on two cores (the training epochs four of them); ``--quick``
+about five. ``--only training`` runs just the training section (``benchmarks.training``: one step
+per call, and one whole epoch of each framework's training loop on the same batches), whose rows
+go under the JSON's ``training`` key; ``--only pipeline`` the augmentation pipeline's throughput
+against torchvision.transforms.v2 (``benchmarks.pipeline``, the ``pipeline`` key). TensorFlow starts as the
+commands start it (``alexnet_cli.console.tensorflow_defaults``: oneDNN on unless set).
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from alexnet_cli.console import tensorflow_defaults  # noqa: E402
+
+tensorflow_defaults()  # before TensorFlow loads: what the commands' users get
+
 import parity  # noqa: E402, F401  (first: keeps triton from crashing beside TensorFlow)
 import torch  # noqa: E402
 import torchvision  # noqa: E402
@@ -28,6 +35,7 @@ from benchmarks.flops import module_flops  # noqa: E402
 from benchmarks.modes import BASELINE_MODES, KERAS_MODES, TORCH_MODES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ("inference", "training", "pipeline")
 TORCHVISION_SIZE = 224
 TORCHVISION_LABEL = "torchvision.models.alexnet"  # the outside baseline, not our variant
 
@@ -145,6 +153,7 @@ def run(variants, *, batches=(1, 32), budget=timing.FULL, check=True, sgemm_reps
             "sgemm_runs": sgemm, "copy_gbps": copy, "python": platform.python_version(),
             "torch": torch.__version__, "torchvision": torchvision.__version__,
             "keras": keras.__version__, "keras_backend": keras.backend.backend(),
+            "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         },
         "batches": list(batches),
         "rows": rows,
@@ -166,10 +175,10 @@ def main(argv=None) -> int:
     parser.add_argument("--name", default="benchmarks", help="file name stem (default: benchmarks)")
     parser.add_argument("--before", metavar="JSON", help="an earlier run to draw beside this one")
     parser.add_argument("--force", action="store_true", help="overwrite NAME.json / NAME.png")
-    parser.add_argument("--only", choices=("inference", "training"),
-                        help="run one section (default: both); training writes no chart")
+    parser.add_argument("--only", choices=SECTIONS,
+                        help="run one section (default: all); only inference writes a chart")
     args = parser.parse_args(argv)
-    sections = ("inference", "training") if args.only is None else (args.only,)
+    sections = SECTIONS if args.only is None else (args.only,)
 
     variants = tuple(args.variant or alexnet_torch.VARIANTS)
     out = Path(args.out)
@@ -187,6 +196,8 @@ def main(argv=None) -> int:
         results = {"machine": _machine(machine.sgemm_gflops(3 if args.quick else 5))}
     if "training" in sections:
         results["training"] = run_training(variants, quick=args.quick)
+    if "pipeline" in sections:
+        results["pipeline"] = run_pipeline(quick=args.quick)
     results["quick"] = args.quick
     report.write_json(results, targets[0], overwrite=args.force)
     if "inference" in sections:
@@ -197,24 +208,32 @@ def main(argv=None) -> int:
 
 
 def run_training(variants, *, quick: bool) -> dict:
-    """The training section: one step per call for the variants that have a training recipe here."""
-    from benchmarks.training import (
-        BUDGET,
-        QUICK,
-        TRAINING_BATCH,
-        TRAINING_VARIANTS,
-        guard_table,
-        measure_guard,
-        measure_training,
-        training_table,
-    )
+    """The training section: one step per call for the variants that have a training recipe here,
+    what the finite-loss guard costs, then one whole epoch of each framework's training loop (when
+    cifar is among the variants)."""
+    from benchmarks.training import (BUDGET, EPOCH_ROUNDS, EPOCH_VARIANT, QUICK, QUICK_EPOCH_ROUNDS, TRAINING_BATCH,
+                                     TRAINING_VARIANTS, epoch_table, guard_table, measure_epochs, measure_guard,
+                                     measure_training, training_table)
 
     chosen = tuple(v for v in TRAINING_VARIANTS if v in variants)
     rows = measure_training(chosen, budget=QUICK if quick else BUDGET)
     print(training_table(rows))
     guard = measure_guard(chosen[:1], budget=QUICK if quick else BUDGET)
     print(guard_table(guard))
-    return {"batch": TRAINING_BATCH, "step_flops": "3x forward", "rows": rows, "guard": guard}
+    section = {"batch": TRAINING_BATCH, "step_flops": "3x forward", "rows": rows, "guard": guard}
+    if EPOCH_VARIANT in variants:
+        section["epoch"] = measure_epochs(QUICK_EPOCH_ROUNDS if quick else EPOCH_ROUNDS)
+        print(epoch_table(section["epoch"]))
+    return section
+
+
+def run_pipeline(*, quick: bool) -> dict:
+    """The pipeline section: images/s per worker of each ImageNet recipe's training transform."""
+    from benchmarks.pipeline import QUICK_REPS, REPS, SAMPLE_IMAGES, measure_pipelines, pipeline_table
+
+    rows = measure_pipelines(reps=QUICK_REPS if quick else REPS)
+    print(pipeline_table(rows))
+    return {"images": SAMPLE_IMAGES, "rows": rows}
 
 
 def _machine(sgemm_gflops: float) -> dict:
@@ -222,7 +241,7 @@ def _machine(sgemm_gflops: float) -> dict:
 
     return {"cpu": _cpu_name(), "threads": torch.get_num_threads(), "sgemm_gflops": sgemm_gflops,
             "python": platform.python_version(), "torch": torch.__version__, "keras": keras.__version__,
-            "keras_backend": keras.backend.backend()}
+            "keras_backend": keras.backend.backend(), "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
 
 
 if __name__ == "__main__":

@@ -13,11 +13,17 @@ framework's loop with the guard and without it, paired call by call, reported as
 two times (PyTorch: ``train_one_epoch(guard=...)``, one ``math.isfinite`` a step; Keras: ``fit``
 with and without ``alexnet_keras.training.FiniteLoss``, which reads the loss after every batch),
 and the once-an-epoch check of every weight before the checkpoint (``nonfinite_weights``).
+
+The epoch rows (:func:`measure_epochs`) time one whole epoch of each framework's shipped training
+loop on the same batches (the cifar network on the digits, precise BN and evaluation included),
+the frameworks alternating, and break it into its parts: the data, the steps, precise BN,
+evaluation, and the loop's own cost.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 
 import numpy as np
 
@@ -94,7 +100,7 @@ STEPS = {"torch": ("SGD step", torch_step), "keras": ("train_on_batch", keras_st
 GUARD_STEPS = 4  # batches per timed call of the guard rows
 
 
-def torch_epochs(variant: str, x_nchw: np.ndarray, y: np.ndarray, steps: int = GUARD_STEPS):
+def torch_loops(variant: str, x_nchw: np.ndarray, y: np.ndarray, steps: int = GUARD_STEPS):
     """Three zero-argument calls on one model: ``train_one_epoch`` over ``steps`` batches with the
     guard, the same without it, and the epoch's check of the weights."""
     import torch
@@ -123,7 +129,7 @@ def keras_fits(variant: str, x_nchw: np.ndarray, y: np.ndarray, steps: int = GUA
     return lambda: fit([FiniteLoss()]), lambda: fit([]), lambda: nonfinite_weights(model)
 
 
-GUARDS = {"torch": ("train_one_epoch", torch_epochs), "keras": ("fit", keras_fits)}
+GUARDS = {"torch": ("train_one_epoch", torch_loops), "keras": ("fit", keras_fits)}
 
 
 def measure_training(variants=TRAINING_VARIANTS, frameworks=("torch", "keras"), *, batch: int = TRAINING_BATCH,
@@ -202,5 +208,144 @@ def training_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["GUARD_STEPS", "STEP_FLOPS", "TRAINING_BATCH", "TRAINING_VARIANTS", "guard_table", "keras_fits",
-           "keras_step", "measure_guard", "measure_training", "torch_epochs", "torch_step", "training_table"]
+# --- one whole epoch through the shipped loops -----------------------------------------------------
+
+EPOCH_VARIANT = "cifar"  # the network the issue's epoch times were taken on (make demo)
+EPOCH_ROUNDS, QUICK_EPOCH_ROUNDS = 3, 1  # a median of three rides out one round the load disturbs
+EPOCH_GOAL = 1.3  # issue 20: a Keras epoch at most 1.3x the torch epoch on the same batches
+PARTS = ("data", "steps", "precise_bn", "evaluation")
+
+
+def _seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def epoch_setup(epochs: int = 2, *, batch: int = TRAINING_BATCH, limit: int | None = None):
+    """``(recipe, config, train_pipe, val_pipe)``: the cifar recipe on scikit-learn's digits as
+    ``alexnet-train --variant cifar --data digits --dropout 0`` runs it (precise BN as the recipe
+    says), ``limit`` images of each split when given (tests)."""
+    from alexnet_training import runs
+    from alexnet_training.augment import Pipeline
+    from alexnet_training.data import load_digits, subset
+
+    recipe = _recipe(EPOCH_VARIANT)
+    train, val = load_digits()
+    if limit:
+        train, val = subset(train, limit), subset(val, limit)
+    config = runs.RunConfig(framework="", variant=EPOCH_VARIANT, recipe=recipe.name, data="digits", epochs=epochs,
+                            batch_size=batch, seed=0, num_classes=len(train.classes),
+                            options=runs.model_options(EPOCH_VARIANT, recipe.init, 0.0), lr=recipe.lr,
+                            precise_bn=recipe.precise_bn)
+    return (recipe, config, Pipeline(train, recipe.augment, train=True, seed=0, batch_size=batch),
+            Pipeline(val, recipe.augment, train=False, seed=0, batch_size=batch))
+
+
+def torch_epochs(recipe, config, train_pipe, val_pipe, run_dir) -> dict:
+    """``alexnet_torch.training.train`` for ``config.epochs`` epochs (its own clock per epoch), then
+    each part of an epoch alone on the trained model: the DataLoader's batches, the steps over them,
+    precise BN, evaluation."""
+    import dataclasses
+
+    import torch
+
+    import alexnet_torch
+    from alexnet_torch.training import data_loader, evaluate, sgd, train, train_one_epoch, update_bn_stats
+    from alexnet_training.precise_bn import precise_bn_batches
+
+    torch.manual_seed(config.seed)
+    model = alexnet_torch.build(config.variant, config.num_classes, **config.options)
+    rows = train(model, recipe, train_pipe, val_pipe, run_dir, dataclasses.replace(config, framework="torch"),
+                 progress=False)
+    optimizer = sgd(model, lr=config.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    parts, batches = {}, []
+    parts["data"] = _seconds(lambda: batches.extend(data_loader(train_pipe)))
+    train_one_epoch(model, optimizer, batches[:1])  # one step first, as Keras's (whose first call traces)
+    parts["steps"] = _seconds(lambda: train_one_epoch(model, optimizer, batches))
+    parts["precise_bn"] = _seconds(lambda: update_bn_stats(model, precise_bn_batches(train_pipe, 0, config.precise_bn)))
+    parts["evaluation"] = _seconds(lambda: evaluate(model, data_loader(val_pipe)))
+    return {"epochs": [r["seconds"] for r in rows], "parts": parts}
+
+
+def keras_epochs(recipe, config, train_pipe, val_pipe, run_dir) -> dict:
+    """``alexnet_keras.training.train`` (``model.fit``) for ``config.epochs`` epochs (its own clock
+    per epoch), then each part of an epoch alone on the trained model: the PyDataset's batches,
+    ``train_on_batch`` over them (the step ``fit`` runs), precise BN, ``evaluate`` (what ``fit``
+    validates with)."""
+    import dataclasses
+
+    import keras
+
+    import alexnet_keras
+    from alexnet_keras.training import BatchSequence, train, update_bn_stats
+    from alexnet_training.precise_bn import precise_bn_batches
+
+    keras.utils.set_random_seed(config.seed)
+    model = alexnet_keras.build(config.variant, config.num_classes, **config.options)
+    rows = train(model, recipe, train_pipe, val_pipe, run_dir, dataclasses.replace(config, framework="keras"),
+                 progress=False)
+    sequence, parts, batches = BatchSequence(train_pipe), {}, []
+    parts["data"] = _seconds(lambda: batches.extend(sequence[n] for n in range(len(sequence))))
+    model.train_on_batch(*batches[0])  # traces train_on_batch's own step function (fit's is another)
+    parts["steps"] = _seconds(lambda: [model.train_on_batch(x, y) for x, y in batches])
+    parts["precise_bn"] = _seconds(lambda: update_bn_stats(model, precise_bn_batches(train_pipe, 0, config.precise_bn)))
+    parts["evaluation"] = _seconds(lambda: model.evaluate(BatchSequence(val_pipe), verbose=0))
+    return {"epochs": [r["seconds"] for r in rows], "parts": parts}
+
+
+EPOCHS = {"torch": torch_epochs, "keras": keras_epochs}
+
+
+def measure_epochs(rounds: int = EPOCH_ROUNDS, *, epochs: int = 2, batch: int = TRAINING_BATCH,
+                   limit: int | None = None) -> dict:
+    """Torch and Keras trained on the same batches, alternating, ``rounds`` times in this process
+    (the load drifts): per framework the first and the last epoch of each run and the parts of an
+    epoch; the Keras/torch ratio of the last epochs, round by round, and its median."""
+    import tempfile
+
+    from alexnet_training.precise_bn import precise_bn_batches
+
+    recipe, config, train_pipe, val_pipe = epoch_setup(epochs, batch=batch, limit=limit)
+    timed = {framework: [] for framework in EPOCHS}
+    for _ in range(rounds):
+        for framework, measure in EPOCHS.items():
+            with tempfile.TemporaryDirectory(prefix=f"epoch-{framework}-") as run_dir:
+                timed[framework].append(measure(recipe, config, train_pipe, val_pipe, run_dir))
+            last = timed[framework][-1]
+            print(f"  {EPOCH_VARIANT} {framework:6s} epochs {', '.join(f'{s:.2f}' for s in last['epochs'])} s "
+                  f"({', '.join(f'{k} {v:.2f}' for k, v in last['parts'].items())})", flush=True)
+    ratios = [k["epochs"][-1] / t["epochs"][-1] for t, k in zip(timed["torch"], timed["keras"])]
+    rows = []
+    for framework, measured in timed.items():
+        row = {"framework": framework, "variant": EPOCH_VARIANT, "batch": batch, "batches": train_pipe.num_batches,
+               "first_epoch": statistics.median(m["epochs"][0] for m in measured),
+               "epoch": statistics.median(m["epochs"][-1] for m in measured),
+               **{part: statistics.median(m["parts"][part] for m in measured) for part in PARTS}}
+        row["other"] = row["epoch"] - sum(row[part] for part in PARTS)
+        rows.append(row)
+    return {"rows": rows, "ratios": ratios, "ratio": statistics.median(ratios), "goal": EPOCH_GOAL,
+            "train_images": len(train_pipe), "val_images": len(val_pipe),
+            "precise_bn_images": sum(len(x) for x in precise_bn_batches(train_pipe, 0, config.precise_bn)),
+            "epochs": epochs, "rounds": rounds}
+
+
+def epoch_table(result: dict) -> str:
+    head = ["framework", "first epoch s", "epoch s", "data s", "steps s", "precise BN s", "evaluation s", "other s"]
+    body = [[r["framework"], f"{r['first_epoch']:.2f}", f"{r['epoch']:.2f}",
+             *(f"{r[part]:.2f}" for part in PARTS), f"{r['other']:.2f}"] for r in result["rows"]]
+    lines = format_table(head, body, right=range(1, len(head)))
+    ratio, goal = result["ratio"], result["goal"]
+    lines.append(f"Epoch: {EPOCH_VARIANT} on digits, {result['train_images']} training images in batches of "
+                 f"{result['rows'][0]['batch']} and {result['val_images']} test images, dropout 0, precise BN over "
+                 f"{result['precise_bn_images']} samples, each framework's own train() (epoch s: the last of "
+                 f"{result['epochs']}, its own clock); the parts timed alone on the trained model; other: the "
+                 f"loop's own cost (epoch s less the parts). Keras/torch epoch {ratio:.2f} (goal <= {goal}; "
+                 f"{'met' if ratio <= goal else 'not met'}), median of {result['rounds']} alternated "
+                 f"round{'s' if result['rounds'] > 1 else ''}: {', '.join(f'{r:.2f}' for r in result['ratios'])}.")
+    return "\n".join(lines)
+
+
+__all__ = ["EPOCH_GOAL", "EPOCH_VARIANT", "GUARD_STEPS", "STEP_FLOPS", "TRAINING_BATCH", "TRAINING_VARIANTS",
+           "epoch_setup", "epoch_table", "guard_table", "keras_epochs", "keras_fits", "keras_step", "measure_epochs",
+           "measure_guard", "measure_training", "torch_epochs", "torch_loops", "torch_step", "training_table"]

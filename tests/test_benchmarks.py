@@ -240,3 +240,70 @@ def test_guard_rows_pair_each_loop_with_and_without_the_finite_loss_guard(framew
     assert check()
     with pytest.raises(runs.Diverged, match="the loss is nan"):
         guarded()
+
+
+def test_epoch_rows_alternate_the_frameworks_and_give_the_ratio_of_their_last_epochs(monkeypatch):
+    """measure_epochs: torch then Keras in every round, the Keras/torch ratio of each round's last
+    epochs and its median, and "other" as the epoch less its timed parts (fake loops: no time)."""
+    from benchmarks import training
+
+    calls = []
+
+    def fake(framework, epochs, parts):
+        def measure(recipe, config, train_pipe, val_pipe, run_dir):
+            calls.append((framework, config.epochs))
+            return {"epochs": epochs.pop(0), "parts": dict(zip(training.PARTS, parts))}
+        return measure
+
+    monkeypatch.setattr(training, "EPOCHS", {
+        "torch": fake("torch", [[9.0, 4.0], [9.0, 5.0]], (0.5, 2.0, 1.0, 0.25)),
+        "keras": fake("keras", [[20.0, 5.0], [20.0, 7.5]], (0.5, 3.0, 1.0, 0.25)),
+    })
+    result = training.measure_epochs(2, epochs=2, limit=20)
+    assert calls == [("torch", 2), ("keras", 2)] * 2
+    assert result["ratios"] == [1.25, 1.5] and result["ratio"] == 1.375
+    torch_row, keras_row = result["rows"]
+    assert (torch_row["framework"], torch_row["first_epoch"], torch_row["epoch"]) == ("torch", 9.0, 4.5)
+    assert keras_row["epoch"] == 6.25 and keras_row["other"] == pytest.approx(6.25 - 4.75)
+    text = training.epoch_table(result)
+    assert "Keras/torch epoch 1.38 (goal <= 1.3; not met)" in text and "precise BN s" in text
+
+
+@pytest.mark.slow  # trains the cifar network in both frameworks; the fake-loop test above is make test's
+def test_epoch_rows_time_each_frameworks_shipped_training_loop(tmp_path):
+    from benchmarks.training import PARTS, epoch_table, measure_epochs
+
+    result = measure_epochs(1, epochs=2, batch=16, limit=32)
+    assert [r["framework"] for r in result["rows"]] == ["torch", "keras"]
+    for row in result["rows"]:
+        assert row["batches"] == 2 and row["first_epoch"] > 0 and row["epoch"] > 0
+        assert all(row[part] > 0 for part in PARTS)
+    assert result["ratio"] > 0 and "Keras/torch epoch" in epoch_table(result)
+
+
+def test_pipeline_rows_time_ours_and_torchvision_v2_on_the_same_jpegs(tmp_path):
+    from PIL import Image
+
+    from alexnet_training.recipes import get_recipe
+    from benchmarks.pipeline import PIPELINES, measure_pipelines, pipeline_table, sample_folder, torchvision_transform
+
+    rows = measure_pipelines(("paper", "torchvision"), images=4, reps=1)
+    assert [(r["recipe"], r["pipeline"]) for r in rows] == [(n, p) for n in ("paper", "torchvision") for p in PIPELINES]
+    assert all(r["images_per_s"] > 0 and r["ms_per_image"] > 0 and r["images"] == 4 for r in rows)
+    assert "v2 decode_jpeg" in pipeline_table(rows) and "PCA lighting" in pipeline_table(rows)
+    # the same work: real JPEGs of varied sizes in, the recipe's crop out of both transforms
+    files = sorted(sample_folder(tmp_path, 4).rglob("*.jpg"))
+    assert len(files) == 4 and len({Image.open(f).size for f in files}) == 4
+    for name in ("paper", "torchvision"):
+        augment = get_recipe(name).augment
+        with Image.open(files[0]) as image:
+            out = torchvision_transform(augment, from_pil=True)(image.convert("RGB"))
+        assert tuple(out.shape) == (3, augment.crop, augment.crop) and str(out.dtype) == "torch.float32"
+
+
+def test_the_cli_runs_the_pipeline_section_alone_and_refuses_to_overwrite(tmp_path, capsys):
+    from benchmarks.run import main
+
+    (tmp_path / "benchmarks.json").write_text("{}")
+    assert main(["--out", str(tmp_path), "--only", "pipeline"]) == 2
+    assert "--force" in capsys.readouterr().err

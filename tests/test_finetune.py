@@ -238,6 +238,20 @@ def test_keras_freeze_keeps_features_through_train_steps_and_precise_bn(inits):
             np.testing.assert_array_equal(a, b, err_msg=entry.keras)
     assert not np.array_equal(before["predictions"][0], after["predictions"][0])
     assert not np.array_equal(before["fc1_bn"][2], after["fc1_bn"][2])  # an unfrozen BatchNorm's statistics
+    # ...which are those of its own inputs: the network run layer by layer, a frozen BatchNorm in
+    # inference mode, a trainable one in training mode, dropout off
+    import keras
+
+    inputs, h = {}, x
+    for layer in model.layers[1:]:  # after the InputLayer
+        if isinstance(layer, keras.layers.BatchNormalization):
+            inputs[layer.name] = np.asarray(h, np.float64)
+        h = layer(h, training=isinstance(layer, keras.layers.BatchNormalization) and layer.trainable)
+    for name in ("fc1_bn", "fc2_bn", "fc3_bn"):
+        mean, var = inputs[name].mean(0), inputs[name].var(0)
+        found = model.get_layer(name)
+        np.testing.assert_allclose(found.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-4 * np.abs(mean).max())
+        np.testing.assert_allclose(found.moving_variance.numpy(), var, rtol=1e-4, atol=1e-4 * var.max())
 
 
 # --- --weights imagenet, without the network -------------------------------------------------------

@@ -1,7 +1,7 @@
 """``python -m benchmarks.run``: every variant in both frameworks, every mode, one run.
 
-A full run takes about fifteen minutes on two cores (the training epochs four of them); ``--quick``
-about five. ``--only training`` runs just the training section (``benchmarks.training``: one step
+A full run took 7.5 minutes on two quiet cores (2026-12-07);
+``--quick`` repeats less. ``--only training`` runs just the training section (``benchmarks.training``: one step
 per call, and one whole epoch of each framework's training loop on the same batches), whose rows
 go under the JSON's ``training`` key; ``--only pipeline`` the augmentation pipeline's throughput
 against torchvision.transforms.v2 (``benchmarks.pipeline``, the ``pipeline`` key). TensorFlow starts as the

@@ -313,6 +313,10 @@ def _train_folder(args, replicas, recipe, train_pipe, val_pipe, config, chief, s
             model = _build(args.framework, config)
         prepare_model(model, strategy)
         config.device = ", ".join(strategy.devices)
+        from alexnet_cli.devices import check_precision
+
+        # _place leaves a strategy's devices to it: fp16's refusal on CPUs is checked once they are known
+        check_precision(args.precision, any(k in config.device.lower() for k in ("cuda", "gpu")))
         _announce(args, config, strategy.describe())
     else:
         model = _build(args.framework, config)
@@ -437,11 +441,9 @@ def _place(args, replicas, config):
 
 
 def _announce(args, config, line, replicas=None):
-    """The device line, once the run can start (the main process of a data-parallel job alone),
-    and fp16's refusal on CPUs."""
-    from alexnet_cli.devices import Placement, announce, check_precision
+    """The device line, once the run can start (the main process of a data-parallel job alone)."""
+    from alexnet_cli.devices import Placement, announce
 
-    check_precision(args.precision, any(k in config.device.lower() for k in ("cuda", "gpu")))
     if replicas is None or replicas.main:
         announce([Placement(config.device, line)], as_json=args.json)
 

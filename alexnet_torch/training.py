@@ -228,7 +228,7 @@ def evaluate(model, loader, *, probabilities: bool = False, progress: bool = Fal
         output = output.float()
         logp = torch.log(output.clamp_min(1e-12)) if probabilities else F.log_softmax(output, 1)
         total_loss += F.nll_loss(logp, targets, reduction="sum").item()
-        hits = topk_hits(output.float().cpu().numpy(), targets.cpu().numpy())  # float: numpy has no bfloat16
+        hits = topk_hits(output.cpu().numpy(), targets.cpu().numpy())
         top1, top5 = top1 + hits[0], top5 + hits[1]
         seen += len(targets)
     if reduce is not None:

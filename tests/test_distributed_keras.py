@@ -117,6 +117,9 @@ def test_distributed_cli_run_writes_the_single_process_run_folder(tmp_path, kind
     (["--distribute", "mirrored", "--devices", "3"], {}, "split evenly over 3"),
     (["--distribute", "multi-worker"], {}, "TF_CONFIG"),
     (["--distribute", "multi-worker"], {"TF_CONFIG": "{\"cluster\": 1}"}, "TF_CONFIG"),
+    # the strategy picks the devices, so fp16's refusal on CPUs waits for them, still before any file
+    (["--distribute", "mirrored", "--devices", "2", "--precision", "fp16"], {"CUDA_VISIBLE_DEVICES": ""},
+     "--precision fp16 on the CPU"),
 ])
 def test_distribution_requests_that_cannot_run_are_one_line_exit_2(tmp_path, extra, env, expected):
     code, out, err = _run(_train(tmp_path / "run", *extra), timeout=300, **env)
